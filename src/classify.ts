@@ -1,0 +1,91 @@
+/**
+ * What happens to a message after an attempt: one pure function choosing one
+ * of three outcomes.
+ *
+ *   delivered  2xx                                     → unlink
+ *   deferred   5xx, 408, 429, network errors, timeouts → deferred/, retried later
+ *   bounced    3xx (redirects are not followed), other 4xx, requests that can
+ *              never be sent, or out of attempts/time  → bounced/
+ *
+ * Anything not recognised is deferred, never bounced: a wrong bounce loses a
+ * message from the retry path, a wrong deferral only costs another attempt.
+ */
+import { parseRetryAfter, retryDelay } from './backoff.js';
+import type { DeliveryPolicy } from './config.js';
+import { errorToken } from './names.js';
+
+export type AttemptResult =
+  | { kind: 'response'; status: number; retryAfter?: string | undefined; excerpt: string; elapsed: number }
+  | { kind: 'error'; code: string; message: string; elapsed: number };
+
+export type Outcome = 'delivered' | 'deferred' | 'bounced';
+
+export type Decision =
+  | { outcome: 'delivered' }
+  | { outcome: 'deferred'; nextAttempt: number; delay: number; lastError: string; reason: string }
+  | { outcome: 'bounced'; lastError: string; reason: string };
+
+/** Errors raised while building the request: sending it again cannot help. */
+const PERMANENT_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_URL', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR', 'ERR_HTTP_INVALID_HEADER_VALUE']);
+
+export type Verdict = 'success' | 'transient' | 'permanent';
+
+export function statusVerdict(status: number): Verdict {
+  if (status >= 200 && status < 300) return 'success';
+  if (status === 408 || status === 429) return 'transient';
+  if (status >= 300 && status < 500) return 'permanent';
+  return 'transient';
+}
+
+export function errorVerdict(code: string): Verdict {
+  return PERMANENT_ERRORS.has(code) ? 'permanent' : 'transient';
+}
+
+export interface AttemptContext {
+  /** Requests made so far, this one included. */
+  attempts: number;
+  /** Epoch ms of first claim. */
+  arrival: number;
+  now: number;
+  policy: DeliveryPolicy;
+  /** Absolute expiry from the message, if any (epoch ms). */
+  expiresAt?: number | undefined;
+  random?: () => number;
+}
+
+function describe(result: AttemptResult): string {
+  return result.kind === 'response' ? `HTTP ${result.status}` : result.code;
+}
+
+export function classify(result: AttemptResult, ctx: AttemptContext): Decision {
+  const verdict = result.kind === 'response' ? statusVerdict(result.status) : errorVerdict(result.code);
+  if (verdict === 'success') return { outcome: 'delivered' };
+
+  const lastError = errorToken(result.kind === 'response' ? result.status : result.code);
+  const what = describe(result);
+  if (verdict === 'permanent') {
+    const excerpt = result.kind === 'response' && result.excerpt ? `: ${result.excerpt}` : '';
+    return { outcome: 'bounced', lastError, reason: `${what}${excerpt}` };
+  }
+
+  const { policy } = ctx;
+  const plural = ctx.attempts === 1 ? 'attempt' : 'attempts';
+  if (policy.maxAttempts > 0 && ctx.attempts >= policy.maxAttempts) {
+    return { outcome: 'bounced', lastError, reason: `${what} after ${ctx.attempts} ${plural}` };
+  }
+  const expiry = Math.min(ctx.arrival + policy.maxAge, ctx.expiresAt ?? Infinity);
+  if (ctx.now >= expiry) {
+    return { outcome: 'bounced', lastError, reason: `${what} after ${ctx.attempts} ${plural}: expired` };
+  }
+
+  const honoursRetryAfter = result.kind === 'response' && (result.status === 429 || result.status === 503);
+  const retryAfter = honoursRetryAfter ? parseRetryAfter(result.retryAfter, ctx.now) : null;
+  const delay = retryDelay({
+    attempt: ctx.attempts,
+    minBackoff: policy.minBackoff,
+    maxBackoff: policy.maxBackoff,
+    retryAfter,
+    ...(ctx.random ? { random: ctx.random } : {}),
+  });
+  return { outcome: 'deferred', nextAttempt: ctx.now + delay, delay, lastError, reason: what };
+}

@@ -1,0 +1,117 @@
+/**
+ * The daemon's settings: every one with its default and its bounds, in one
+ * place. A bad value stops the daemon with a message saying how to fix it;
+ * nothing is silently replaced by a default.
+ */
+import { parseDuration, parseSize } from './units.js';
+
+export interface DeliveryPolicy {
+  /** First retry delay; each further attempt doubles it. */
+  minBackoff: number;
+  /** Cap on the doubling (a Retry-After may ask for more). */
+  maxBackoff: number;
+  /** Requests in total before a message bounces; 0 = no limit. */
+  maxAttempts: number;
+  /** Age (from first claim) after which a failing message bounces. */
+  maxAge: number;
+  /** Whole-request timeout: connect, headers and body. */
+  timeout: number;
+}
+
+export interface Config extends DeliveryPolicy {
+  spool: string;
+  /** Requests in flight at once, all destinations together. */
+  concurrency: number;
+  /** Requests in flight at once to one origin (scheme://host:port). */
+  perDestination: number;
+  /** Largest message file accepted, in bytes. */
+  maxSize: number;
+  /** Safety-net rescan of incoming/ when file events are missed. */
+  scanInterval: number;
+  /** Time allowed for in-flight requests to finish on SIGTERM. */
+  shutdownGrace: number;
+}
+
+export const DEFAULTS = {
+  spool: './spool',
+  concurrency: 64,
+  perDestination: 16,
+  minBackoff: 30_000,
+  maxBackoff: 3_600_000,
+  maxAttempts: 100,
+  maxAge: 5 * 86_400_000,
+  timeout: 30_000,
+  maxSize: 1024 * 1024,
+  scanInterval: 5_000,
+  shutdownGrace: 8_000,
+} satisfies Config;
+
+type Kind = 'count' | 'duration' | 'size' | 'path';
+interface Setting {
+  key: keyof Config;
+  flag: string;
+  env: string;
+  kind: Kind;
+  min: number;
+  max: number;
+  help: string;
+}
+
+/** Command-line flag, environment variable, bounds and meaning of each setting. */
+export const SETTINGS: readonly Setting[] = [
+  { key: 'spool', flag: 'spool', env: 'SPOOL_DIR', kind: 'path', min: 0, max: 0, help: 'spool directory' },
+  { key: 'concurrency', flag: 'concurrency', env: 'SPOOLD_CONCURRENCY', kind: 'count', min: 1, max: 10_000, help: 'requests in flight at once, all destinations' },
+  { key: 'perDestination', flag: 'per-destination', env: 'SPOOLD_PER_DESTINATION', kind: 'count', min: 1, max: 10_000, help: 'requests in flight at once to one origin' },
+  { key: 'minBackoff', flag: 'min-backoff', env: 'SPOOLD_MIN_BACKOFF', kind: 'duration', min: 0, max: 365 * 86_400_000, help: 'delay before the first retry; doubles per attempt' },
+  { key: 'maxBackoff', flag: 'max-backoff', env: 'SPOOLD_MAX_BACKOFF', kind: 'duration', min: 0, max: 365 * 86_400_000, help: 'cap on the retry delay (a Retry-After may ask for more)' },
+  { key: 'maxAttempts', flag: 'max-attempts', env: 'SPOOLD_MAX_ATTEMPTS', kind: 'count', min: 0, max: 999_999, help: 'requests in total before a message bounces (0: no limit)' },
+  { key: 'maxAge', flag: 'max-age', env: 'SPOOLD_MAX_AGE', kind: 'duration', min: 0, max: 3650 * 86_400_000, help: 'a failing message older than this bounces' },
+  { key: 'timeout', flag: 'timeout', env: 'SPOOLD_TIMEOUT', kind: 'duration', min: 1, max: 3_600_000, help: 'whole-request timeout (connect, headers, body)' },
+  { key: 'maxSize', flag: 'max-size', env: 'SPOOLD_MAX_SIZE', kind: 'size', min: 2, max: 1024 ** 3, help: 'largest message file accepted (bytes, or 512k, 1MiB)' },
+  { key: 'scanInterval', flag: 'scan-interval', env: 'SPOOLD_SCAN_INTERVAL', kind: 'duration', min: 10, max: 3_600_000, help: 'safety-net rescan of incoming/ for missed file events' },
+  { key: 'shutdownGrace', flag: 'shutdown-grace', env: 'SPOOLD_SHUTDOWN_GRACE', kind: 'duration', min: 0, max: 3_600_000, help: 'time in-flight requests get to finish on SIGTERM' },
+];
+
+export class ConfigError extends Error {
+  readonly code = 'SPOOL_ERR_CONFIG';
+}
+
+function parseValue(s: Setting, raw: string | number, source: string): string | number {
+  if (s.kind === 'path') {
+    if (String(raw).trim() === '') throw new ConfigError(`${source}: the spool directory must not be empty`);
+    return String(raw);
+  }
+  let value: number;
+  try {
+    value =
+      typeof raw === 'number' ? raw
+      : s.kind === 'duration' ? parseDuration(raw)
+      : s.kind === 'size' ? parseSize(raw)
+      : /^\s*\d+\s*$/.test(raw) ? Number(raw)
+      : NaN;
+  } catch (err) {
+    throw new ConfigError(`${source}: ${(err as Error).message}`);
+  }
+  if (!Number.isInteger(value) || value < s.min || value > s.max) {
+    throw new ConfigError(`${source}: ${JSON.stringify(String(raw))} is out of range; expected ${s.kind === 'count' ? 'a whole number' : `a ${s.kind}`} from ${s.min} to ${s.max}`);
+  }
+  return value;
+}
+
+/**
+ * Settles the configuration: defaults, then environment, then command-line
+ * options (already keyed by setting name, as commander gives them).
+ */
+export function resolveConfig(options: Partial<Record<keyof Config, string | number>>, env: NodeJS.ProcessEnv = process.env): Config {
+  const config: Record<string, string | number> = { ...DEFAULTS };
+  for (const s of SETTINGS) {
+    const fromEnv = env[s.env];
+    if (fromEnv !== undefined && fromEnv !== '') config[s.key] = parseValue(s, fromEnv, s.env);
+    const fromFlag = options[s.key];
+    if (fromFlag !== undefined) config[s.key] = parseValue(s, fromFlag, `--${s.flag}`);
+  }
+  const c = config as unknown as Config;
+  if (c.minBackoff > c.maxBackoff) throw new ConfigError(`--min-backoff (${c.minBackoff} ms) is above --max-backoff (${c.maxBackoff} ms)`);
+  if (c.perDestination > c.concurrency) c.perDestination = c.concurrency;
+  return c;
+}

@@ -1,0 +1,219 @@
+/**
+ * Operator actions on a spool, safe while the daemon runs: each changes a
+ * message's state by one rename, so a killed spoolctl leaves every message
+ * whole in one queue, and a message the daemon has claimed (active/) is
+ * never touched: a rename from a queue the daemon also claims from succeeds
+ * for exactly one of the two.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { moveIfPresent } from './claim.js';
+import { Spool, type Queue } from './layout.js';
+import { bucketOf, describeErrorToken, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
+
+export interface Located {
+  id: string;
+  queue: Queue;
+  name: string;
+  path: string;
+  /** Parsed name; null in incoming/, where names are just `<id>.json`. */
+  entry: Entry | null;
+}
+
+function* streamDir(dir: string): Generator<fs.Dirent> {
+  let handle: fs.Dir;
+  try {
+    handle = fs.opendirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    for (let d = handle.readSync(); d !== null; d = handle.readSync()) yield d;
+  } finally {
+    handle.closeSync();
+  }
+}
+
+/** The messages of one queue, from names alone (deferred/ in bucket order). */
+export function* walkQueue(spool: Spool, queue: Queue): Generator<Located> {
+  if (queue === 'incoming') {
+    for (const d of streamDir(spool.dir('incoming'))) {
+      const id = parseIncomingName(d.name);
+      if (id) yield { id, queue, name: d.name, path: spool.path('incoming', d.name), entry: null };
+    }
+    return;
+  }
+  if (queue === 'deferred') {
+    const buckets: number[] = [];
+    for (const d of fs.readdirSync(spool.dir('deferred'), { withFileTypes: true })) {
+      const start = parseBucketName(d.name);
+      if (d.isDirectory() && start !== null) buckets.push(start);
+      const entry = d.isFile() ? parseEntry(d.name) : null;
+      if (entry) yield { id: entry.id, queue, name: d.name, path: spool.path('deferred', d.name), entry };
+    }
+    for (const start of buckets.sort((a, b) => a - b)) {
+      const dir = spool.bucketDir(start);
+      for (const d of streamDir(dir)) {
+        const entry = parseEntry(d.name);
+        if (entry) yield { id: entry.id, queue, name: d.name, path: path.join(dir, d.name), entry };
+      }
+    }
+    return;
+  }
+  for (const d of streamDir(spool.dir(queue))) {
+    const entry = parseEntry(d.name);
+    if (entry) yield { id: entry.id, queue, name: d.name, path: spool.path(queue, d.name), entry };
+  }
+}
+
+export const LIST_ORDER: readonly Queue[] = ['active', 'incoming', 'deferred', 'hold', 'bounced'];
+
+export function locate(spool: Spool, id: string, queues: readonly Queue[] = LIST_ORDER): Located[] {
+  const found: Located[] = [];
+  for (const queue of queues) {
+    if (queue === 'incoming') {
+      const p = spool.path('incoming', incomingName(id));
+      if (fs.existsSync(p)) found.push({ id, queue, name: incomingName(id), path: p, entry: null });
+      continue;
+    }
+    for (const m of walkQueue(spool, queue)) if (m.id === id) found.push(m);
+  }
+  return found;
+}
+
+/** Reads a message file without following links; null when it cannot be read as one. */
+export function readMessageFile(file: string, maxBytes = 16 * 1024 * 1024): Record<string, unknown> | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > maxBytes) return null;
+    const value: unknown = JSON.parse(fs.readFileSync(fd, 'utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function readReason(spool: Spool, m: Located): Record<string, unknown> | null {
+  return m.queue === 'bounced' ? readMessageFile(spool.path('bounced', reasonName(m.name))) : null;
+}
+
+export interface Listed {
+  id: string;
+  queue: Queue;
+  attempts: number;
+  /** Epoch ms; null unless deferred. */
+  nextAttemptAt: number | null;
+  url: string | null;
+  lastError: string | null;
+  /** Epoch ms the daemon first claimed it; null while still in incoming/. */
+  arrivedAt: number | null;
+}
+
+export function describe(m: Located, message: Record<string, unknown> | null): Listed {
+  return {
+    id: m.id,
+    queue: m.queue,
+    attempts: m.entry?.attempts ?? 0,
+    nextAttemptAt: m.queue === 'deferred' && m.entry ? m.entry.time : null,
+    url: typeof message?.url === 'string' ? message.url : null,
+    lastError: m.entry ? describeErrorToken(m.entry.lastError) : null,
+    arrivedAt: m.entry?.arrival ?? null,
+  };
+}
+
+export class NotFound extends Error {
+  readonly code = 'SPOOL_ERR_NOT_FOUND';
+}
+
+export interface ActionResult {
+  done: string[];
+  /** Ids not found in the queues the action applies to. */
+  missing: string[];
+  /** Ids that could not be moved now, with the reason (e.g. being delivered). */
+  refused: { id: string; reason: string }[];
+}
+
+function result(): ActionResult {
+  return { done: [], missing: [], refused: [] };
+}
+
+/**
+ * Makes deferred messages due now (postqueue -f): all of them, or the named
+ * ones. Attempts and last error are kept.
+ */
+export function flush(spool: Spool, ids?: readonly string[], now: number = Date.now()): ActionResult {
+  const r = result();
+  const wanted = ids ? new Set(ids) : null;
+  const seen = new Set<string>();
+  const targets: Located[] = [];
+  for (const m of walkQueue(spool, 'deferred')) {
+    if (wanted && !wanted.has(m.id)) continue;
+    seen.add(m.id);
+    if (m.entry!.time > now) targets.push(m);
+    else r.done.push(m.id);
+  }
+  const dir = spool.bucketDir(bucketOf(now));
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const m of targets) {
+    const due: Entry = { ...m.entry!, time: now };
+    if (moveIfPresent(m.path, path.join(dir, formatEntry(due)))) r.done.push(m.id);
+    else r.refused.push({ id: m.id, reason: 'claimed by the daemon meanwhile' });
+  }
+  if (wanted) for (const id of wanted) if (!seen.has(id)) r.missing.push(id);
+  return r;
+}
+
+/** Removes a bounced message's reason record once the message has left. */
+function dropSideRecord(spool: Spool, m: Located): void {
+  if (m.queue === 'bounced') fs.rmSync(spool.path('bounced', reasonName(m.name)), { force: true });
+}
+
+/**
+ * Back to incoming/ for a fresh delivery: attempts and age start again
+ * (postsuper -r). From bounced/, deferred/ or hold/; never from active/.
+ */
+export function requeue(spool: Spool, ids: readonly string[] | 'all', queues: readonly Queue[] = ['bounced', 'deferred', 'hold']): ActionResult {
+  const r = result();
+  const targets: Located[] = [];
+  if (ids === 'all') {
+    for (const q of queues) targets.push(...walkQueue(spool, q));
+  } else {
+    for (const id of ids) {
+      const found = locate(spool, id, queues);
+      if (found.length === 0) {
+        if (locate(spool, id, ['active']).length > 0) r.refused.push({ id, reason: 'being delivered right now (active/)' });
+        else r.missing.push(id);
+      }
+      targets.push(...found);
+    }
+  }
+  for (const m of targets) {
+    const to = spool.path('incoming', incomingName(m.id));
+    if (fs.existsSync(to)) {
+      r.refused.push({ id: m.id, reason: 'a message with this id is already in incoming/' });
+      continue;
+    }
+    if (moveIfPresent(m.path, to)) {
+      dropSideRecord(spool, m);
+      r.done.push(m.id);
+    } else {
+      r.refused.push({ id: m.id, reason: 'claimed by the daemon meanwhile' });
+    }
+  }
+  return r;
+}
+
+export function openSpool(dir: string): Spool {
+  const spool = new Spool(dir);
+  spool.check();
+  return spool;
+}

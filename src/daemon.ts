@@ -1,0 +1,66 @@
+/**
+ * `spoold start`: wires the pieces together and owns the process lifecycle.
+ *
+ *   lock → recover active/ → summary → watch incoming/ → queue manager
+ *   SIGTERM/SIGINT → stop claiming → drain within the grace period → exit 0
+ */
+import type { FSWatcher } from 'chokidar';
+import type { Config } from './config.js';
+import { Spool } from './layout.js';
+import { acquireLock } from './lock.js';
+import { createLogger, type Logger } from './log.js';
+import { QueueManager } from './queue-manager.js';
+import { countQueues, recoverActive } from './recover.js';
+import { Sender } from './send.js';
+import { watchIncoming } from './watch.js';
+
+export async function runDaemon(config: Config, log: Logger = createLogger()): Promise<number> {
+  const spool = new Spool(config.spool);
+  spool.ensure();
+  const lock = acquireLock(spool.lockPath);
+  if (lock.tookOverFrom !== null) log.warn({ event: 'lock-taken-over', spool: spool.root, stalePid: lock.tookOverFrom }, 'took over the lock of a daemon that is gone');
+  log.info({ event: 'lock-taken', spool: spool.root }, 'spool locked');
+
+  const recovered = recoverActive(spool, Date.now(), log);
+  const { spool: _root, ...settings } = config;
+  log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), settings }, `spoold started on ${spool.root}`);
+
+  const sender = new Sender({ perDestination: config.perDestination, timeout: config.timeout });
+  const manager = new QueueManager(spool, config, sender, log);
+  let watcher: FSWatcher | null = null;
+
+  let stopping: Promise<number> | null = null;
+  const stop = (signal: string): Promise<number> => {
+    stopping ??= (async () => {
+      log.info({ event: 'stopping', signal }, `received ${signal}; finishing requests in flight`);
+      await watcher?.close();
+      await manager.stop(config.shutdownGrace);
+      await sender.close();
+      lock.release();
+      log.info({ event: 'stopped' }, 'stopped');
+      return 0;
+    })();
+    return stopping;
+  };
+
+  return new Promise<number>((resolve, reject) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => void stop(signal).then(resolve, reject));
+    }
+    watchIncoming(
+      spool,
+      (name) => manager.noticeIncoming(name),
+      (err) => log.warn({ event: 'watch-error', err }, 'file watcher error; relying on periodic rescans'),
+    ).then(
+      (w) => {
+        watcher = w;
+        if (stopping) void w.close();
+        else manager.start();
+      },
+      (err) => {
+        log.warn({ event: 'watch-error', err }, 'cannot watch incoming/; relying on periodic rescans');
+        manager.start();
+      },
+    );
+  });
+}

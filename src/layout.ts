@@ -1,0 +1,100 @@
+/**
+ * The spool layout: one folder per queue, defined here and nowhere else.
+ *
+ *   incoming/  complete messages dropped by producers (by rename)
+ *   active/    claimed by the daemon, a request may be in flight
+ *   deferred/  waiting for their next attempt, in time buckets
+ *   hold/      set aside by an operator; the daemon never touches them
+ *   bounced/   permanent failures, each with a `.reason` side record
+ *   tmp/       producers' staging area (write here, then rename into incoming/)
+ *
+ * Every state change is a rename between these folders, which is atomic only
+ * within one file system: start-up refuses a spool whose folders straddle two.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { bucketOf } from './names.js';
+
+export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced'] as const;
+export type Queue = (typeof QUEUES)[number];
+export const FOLDERS = [...QUEUES, 'tmp'] as const;
+export type Folder = (typeof FOLDERS)[number];
+
+export function isQueue(name: string): name is Queue {
+  return (QUEUES as readonly string[]).includes(name);
+}
+
+export class SpoolError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'SpoolError';
+  }
+}
+
+export class Spool {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  dir(folder: Folder): string {
+    return path.join(this.root, folder);
+  }
+
+  /** Path of a file directly in a queue (deferred/ files live in buckets: use deferredPath). */
+  path(folder: Folder, name: string): string {
+    return path.join(this.root, folder, name);
+  }
+
+  /** A directory stream over a queue: names one at a time, whatever the queue's size. */
+  openQueueStream(folder: Folder): fs.Dir {
+    return fs.opendirSync(this.dir(folder));
+  }
+
+  bucketDir(bucketStart: number): string {
+    return path.join(this.root, 'deferred', String(bucketStart));
+  }
+
+  /** Where a deferred message with this next-attempt time lives. */
+  deferredPath(nextAttempt: number, name: string): string {
+    return path.join(this.bucketDir(bucketOf(nextAttempt)), name);
+  }
+
+  get lockPath(): string {
+    return path.join(this.root, 'spoold.pid');
+  }
+
+  /**
+   * Creates missing folders (0700: messages carry credentials) and checks that
+   * all of them are on one file system, so every move is an atomic rename.
+   */
+  ensure(): void {
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    const rootDev = fs.statSync(this.root).dev;
+    for (const folder of FOLDERS) {
+      const dir = this.dir(folder);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const st = fs.statSync(dir);
+      if (!st.isDirectory()) throw new SpoolError(`${dir} is not a directory`, 'SPOOL_ERR_LAYOUT');
+      if (st.dev !== rootDev) {
+        throw new SpoolError(
+          `${dir} is on another file system than ${this.root}: moves between queues must be atomic renames`,
+          'SPOOL_ERR_LAYOUT',
+        );
+      }
+    }
+  }
+
+  /** Throws a clear error when this is not a spool (for spoolctl, which must not create one). */
+  check(): void {
+    for (const folder of QUEUES) {
+      if (!fs.existsSync(this.dir(folder))) {
+        throw new SpoolError(`${this.root} is not a spool (no ${folder}/); start spoold on it once, or check --spool`, 'SPOOL_ERR_NOT_A_SPOOL');
+      }
+    }
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The filename codec: the one place that knows how a message's state is
+ * written into its filename. Every other module asks this one.
+ *
+ * Producers name their files `<id>.json` in incoming/. Once the daemon owns a
+ * message (active/, deferred/, hold/, bounced/) its name carries everything a
+ * scheduler or an operator needs, so that due messages are found, ordered and
+ * listed from names alone, without opening files:
+ *
+ *     <time>_<attempts>_<arrival>_<destination>_<lastError>_<id>.json
+ *
+ *   time         epoch ms; in deferred/ the next-attempt time, elsewhere the
+ *                time the message entered that queue
+ *   attempts     requests started so far (active/: including the one in flight,
+ *                so a message that crashes the daemon still runs out of attempts)
+ *   arrival      epoch ms when the daemon first claimed it (max-age counts from here)
+ *   destination  8 hex digits naming the origin (see destinationTag), or "-"
+ *   lastError    "503", "ECONNREFUSED", "UND-ERR-HEADERS-TIMEOUT", or "-"
+ *   id           the producer's id, last because it may itself contain "_"
+ *
+ * deferred/ is split into time buckets (deferred/<bucket start ms>/<name>) so
+ * that finding what is due reads only the due buckets, whatever the backlog.
+ * Names this codec does not recognise parse to null and are left alone.
+ */
+import { createHash } from 'node:crypto';
+
+export const MESSAGE_SUFFIX = '.json';
+export const MAX_ID_LENGTH = 128;
+const ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Width of one deferred/ time bucket. Part of the on-disk format. */
+export const BUCKET_MS = 60_000;
+
+export interface Entry {
+  id: string;
+  /** Next attempt (deferred/) or time of entering the queue (elsewhere), epoch ms. */
+  time: number;
+  attempts: number;
+  arrival: number;
+  /** Destination tag, or '-' when not known yet. */
+  destination: string;
+  /** Error token of the last failed attempt, or '-'. */
+  lastError: string;
+}
+
+export function isValidId(id: string): boolean {
+  return ID_PATTERN.test(id) && id !== '.' && id !== '..';
+}
+
+/**
+ * The id of a producer's file in incoming/, or null for names the daemon
+ * must leave alone: dot-files, editor swap files, write-file-atomic's
+ * `name.json.<number>` temp files, anything not ending in `.json`.
+ */
+export function parseIncomingName(name: string): string | null {
+  if (name.startsWith('.') || !name.endsWith(MESSAGE_SUFFIX)) return null;
+  const id = name.slice(0, -MESSAGE_SUFFIX.length);
+  return isValidId(id) ? id : null;
+}
+
+export function incomingName(id: string): string {
+  return id + MESSAGE_SUFFIX;
+}
+
+const ENTRY_PATTERN = /^(\d{1,15})_(\d{1,6})_(\d{1,15})_([0-9a-f]{8}|-)_([A-Za-z0-9-]{1,32})_(.+)\.json$/;
+
+export function formatEntry(e: Entry): string {
+  if (!isValidId(e.id)) throw new RangeError(`invalid message id ${JSON.stringify(e.id)}`);
+  return `${Math.max(0, Math.trunc(e.time))}_${e.attempts}_${Math.max(0, Math.trunc(e.arrival))}_${e.destination}_${e.lastError}_${e.id}${MESSAGE_SUFFIX}`;
+}
+
+export function parseEntry(name: string): Entry | null {
+  const m = ENTRY_PATTERN.exec(name);
+  if (!m) return null;
+  const id = m[6]!;
+  if (!isValidId(id)) return null;
+  return {
+    time: Number(m[1]),
+    attempts: Number(m[2]),
+    arrival: Number(m[3]),
+    destination: m[4]!,
+    lastError: m[5]!,
+    id,
+  };
+}
+
+/** A short, stable tag for an origin, so names can be grouped by destination. */
+export function destinationTag(origin: string): string {
+  return createHash('sha1').update(origin).digest('hex').slice(0, 8);
+}
+
+/** Turns a status code or error code into the token stored in a name. */
+export function errorToken(statusOrCode: number | string): string {
+  const raw = String(statusOrCode).replace(/_/g, '-').replace(/[^A-Za-z0-9-]/g, '');
+  return raw.slice(0, 32) || 'ERROR';
+}
+
+/** The short human text for a stored token: "HTTP 503", "ECONNREFUSED". */
+export function describeErrorToken(token: string): string | null {
+  if (token === '-') return null;
+  if (/^\d{3}$/.test(token)) return `HTTP ${token}`;
+  return token;
+}
+
+export function bucketOf(time: number): number {
+  return Math.floor(Math.max(0, time) / BUCKET_MS) * BUCKET_MS;
+}
+
+/** Bucket folder names are their start time; anything else is not a bucket. */
+export function parseBucketName(name: string): number | null {
+  if (!/^\d{1,15}$/.test(name)) return null;
+  const start = Number(name);
+  return start % BUCKET_MS === 0 ? start : null;
+}
+
+/** Side record kept next to a bounced message; never mistaken for a message. */
+export const REASON_SUFFIX = '.reason';
+export function reasonName(entryName: string): string {
+  return entryName + REASON_SUFFIX;
+}

@@ -1,0 +1,406 @@
+/**
+ * The queue manager: decides which messages to claim and when, and follows
+ * each through read → send → classify → move.
+ *
+ * Memory is bounded by the number of claimed messages (twice the global
+ * concurrency), never by the backlog: the spool on disk is the queue, and
+ * the only timer is one for the earliest known next attempt (or the
+ * periodic rescan), so a message due in 1 s never waits behind one due in 1 h.
+ *
+ * Slots: at most `concurrency` requests in flight overall and
+ * `perDestination` per origin. A destination may hold at most twice its
+ * limit of claimed messages; beyond that a message is put back into
+ * deferred/ (its attempt not spent) and passed over by the due scan until the
+ * destination has room, so one slow endpoint cannot take every slot.
+ */
+import { claimDeferred, claimIncoming, type Claimed } from './claim.js';
+import { classify, type AttemptResult, type Decision } from './classify.js';
+import type { Config, DeliveryPolicy } from './config.js';
+import { scanDue } from './due.js';
+import type { Spool } from './layout.js';
+import type { Logger } from './log.js';
+import type { Message } from './message.js';
+import { describeErrorToken, destinationTag, parseIncomingName, type Entry } from './names.js';
+import { readMessage } from './read.js';
+import type { Sender } from './send.js';
+import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
+
+interface Job {
+  claimed: Claimed;
+  message: Message;
+  destination: Destination;
+  policy: DeliveryPolicy;
+}
+
+interface Destination {
+  tag: string;
+  origin: string;
+  held: number;
+  sending: number;
+}
+
+export class QueueManager {
+  private held = 0;
+  private sending = 0;
+  private readonly destinations = new Map<string, Destination>();
+  private readonly heldIds = new Set<string>();
+  private readonly waiting: Job[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Moves that failed (disk full, permissions): retried on every tick. */
+  private readonly stranded = new Map<string, () => void>();
+
+  private incomingDirty = true;
+  private dueDirty = true;
+  private passedOverBusy = false;
+  private nextDue: number | null = null;
+  private lastIncomingScan = 0;
+  private fillQueued = false;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private stopping = false;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly config: Config,
+    private readonly sender: Sender,
+    private readonly log: Logger,
+  ) {}
+
+  private get maxHeld(): number {
+    return this.config.concurrency * 2;
+  }
+
+  private get maxHeldPerDestination(): number {
+    return this.config.perDestination * 2;
+  }
+
+  start(): void {
+    this.fill();
+  }
+
+  /** A name appeared in incoming/ (a hint from the watcher). */
+  noticeIncoming(name: string): void {
+    const id = parseIncomingName(name);
+    if (!id || this.stopping) return;
+    if (this.held < this.maxHeld && !this.heldIds.has(id)) {
+      this.guard('claim', () => {
+        const claimed = claimIncoming(this.spool, id, Date.now());
+        if (claimed) this.run(claimed);
+      });
+    } else {
+      this.incomingDirty = true;
+    }
+  }
+
+  /** Runs a step; a failure is logged and the periodic tick tries again. */
+  private guard(what: string, step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.log.error({ event: 'spool-error', step: what, err }, `${what} failed; retrying on the next scan`);
+    }
+  }
+
+  private scheduleFill(): void {
+    if (this.fillQueued || this.stopping) return;
+    this.fillQueued = true;
+    setImmediate(() => {
+      this.fillQueued = false;
+      this.fill();
+    });
+  }
+
+  private fill(): void {
+    if (this.stopping) return;
+    let room = this.maxHeld - this.held;
+    if (room > 0 && this.dueDirty) room -= this.fillFromDeferred(this.incomingDirty ? Math.ceil(room / 2) : room);
+    if (room > 0 && this.incomingDirty) room -= this.fillFromIncoming(room);
+    if (room > 0 && this.dueDirty) this.fillFromDeferred(room);
+    this.armTimer();
+  }
+
+  private fillFromDeferred(limit: number): number {
+    let claimedCount = 0;
+    this.guard('deferred scan', () => {
+      const now = Date.now();
+      const picked = new Map<string, number>();
+      const scan = scanDue(this.spool, now, limit, (e) => {
+        if (this.heldIds.has(e.id)) return true;
+        if (e.destination === '-') return false;
+        const n = picked.get(e.destination) ?? 0;
+        if ((this.destinations.get(e.destination)?.held ?? 0) + n >= this.maxHeldPerDestination) return true;
+        picked.set(e.destination, n + 1);
+        return false;
+      });
+      this.dueDirty = scan.more;
+      this.passedOverBusy = scan.skipped;
+      this.nextDue = scan.nextDue;
+      for (const { entry, path } of scan.due) {
+        if (this.heldIds.has(entry.id)) continue;
+        const claimed = claimDeferred(this.spool, path, entry, Date.now());
+        if (claimed) {
+          claimedCount++;
+          this.run(claimed);
+        }
+      }
+    });
+    return claimedCount;
+  }
+
+  private fillFromIncoming(limit: number): number {
+    let claimedCount = 0;
+    this.guard('incoming scan', () => {
+      this.lastIncomingScan = Date.now();
+      let exhausted = true;
+      const fs = this.spool.openQueueStream('incoming');
+      try {
+        for (let d = fs.readSync(); d !== null; d = fs.readSync()) {
+          const id = parseIncomingName(d.name);
+          if (!id || this.heldIds.has(id)) continue;
+          if (claimedCount >= limit) {
+            exhausted = false;
+            break;
+          }
+          const claimed = claimIncoming(this.spool, id, Date.now());
+          if (claimed) {
+            claimedCount++;
+            this.run(claimed);
+          }
+        }
+      } finally {
+        fs.closeSync();
+      }
+      this.incomingDirty = !exhausted;
+    });
+    return claimedCount;
+  }
+
+  private armTimer(): void {
+    if (this.stopping) return;
+    const now = Date.now();
+    let at = Math.max(this.lastIncomingScan, now - this.config.scanInterval) + this.config.scanInterval;
+    if (this.nextDue !== null) at = Math.min(at, this.nextDue);
+    if (this.timer && at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.tick(), Math.max(0, at - now));
+  }
+
+  private tick(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    for (const [key, retry] of this.stranded) {
+      try {
+        retry();
+        this.stranded.delete(key);
+      } catch {
+        /* still failing: logged when it first failed */
+      }
+    }
+    this.dueDirty = true;
+    if (now - this.lastIncomingScan >= this.config.scanInterval) this.incomingDirty = true;
+    this.fill();
+  }
+
+  /** A message is claimed (in active/): read it and queue it for sending. */
+  private run(claimed: Claimed): void {
+    const { entry } = claimed;
+    this.held++;
+    this.heldIds.add(entry.id);
+    const read = readMessage(claimed.path, this.config.maxSize);
+    if (read.kind === 'gone') {
+      this.release(entry.id);
+      return;
+    }
+    if (read.kind === 'invalid') {
+      // Nothing was sent: the attempt the claim counted is not spent.
+      this.bounce(claimed, { ...entry, attempts: entry.attempts - 1 }, `invalid message: ${read.reason}`, 'INVALID');
+      this.release(entry.id);
+      return;
+    }
+    const message = read.message;
+    const policy: DeliveryPolicy = {
+      ...this.config,
+      ...(message.maxAttempts !== undefined && { maxAttempts: message.maxAttempts }),
+      ...(message.maxAge !== undefined && { maxAge: message.maxAge }),
+      ...(message.timeout !== undefined && { timeout: message.timeout }),
+    };
+    const now = Date.now();
+    const expiry = Math.min(entry.arrival + policy.maxAge, message.expiresAt ?? Infinity);
+    if (now >= expiry) {
+      const made = entry.attempts - 1;
+      const last = describeErrorToken(entry.lastError);
+      this.bounce(claimed, { ...entry, attempts: made }, `expired after ${made} attempt${made === 1 ? '' : 's'}${last ? ` (last: ${last})` : ''}`, entry.lastError === '-' ? 'EXPIRED' : entry.lastError);
+      this.release(entry.id);
+      return;
+    }
+
+    const destination = this.destination(message.origin);
+    entry.destination = destination.tag;
+    destination.held++;
+    const job: Job = { claimed, message, destination, policy };
+    if (destination.held > this.maxHeldPerDestination) {
+      this.putBack(job, 'destination busy');
+      return;
+    }
+    this.waiting.push(job);
+    this.pump();
+  }
+
+  private destination(origin: string): Destination {
+    const tag = destinationTag(origin);
+    let d = this.destinations.get(tag);
+    if (!d) {
+      d = { tag, origin, held: 0, sending: 0 };
+      this.destinations.set(tag, d);
+    }
+    return d;
+  }
+
+  /** Back to deferred/, due now, its attempt not spent: it was never sent. */
+  private putBack(job: Job, why: string): void {
+    const { entry } = job.claimed;
+    const back: Entry = { ...entry, time: Date.now(), attempts: entry.attempts - 1 };
+    this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, job.claimed.path, back));
+    this.log.debug({ event: 'put-back', id: entry.id, queue: 'deferred', destination: job.destination.origin, why }, 'not sent; back to deferred');
+    this.finish(job);
+  }
+
+  private pump(): void {
+    for (let i = 0; i < this.waiting.length && this.sending < this.config.concurrency; ) {
+      const job = this.waiting[i]!;
+      if (job.destination.sending >= this.config.perDestination) {
+        i++;
+        continue;
+      }
+      this.waiting.splice(i, 1);
+      this.sending++;
+      job.destination.sending++;
+      const p = this.deliver(job).finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    }
+  }
+
+  private async deliver(job: Job): Promise<void> {
+    const { claimed, message, policy } = job;
+    const { entry } = claimed;
+    let result: AttemptResult;
+    try {
+      result = await this.sender.send(message, { id: entry.id, timeout: policy.timeout });
+    } catch (err) {
+      result = { kind: 'error', code: 'ERROR', message: String(err), elapsed: 0 };
+    }
+    const now = Date.now();
+    const decision = classify(result, { attempts: entry.attempts, arrival: entry.arrival, now, policy, expiresAt: message.expiresAt });
+    this.settle(job, result, decision, now);
+    this.sending--;
+    job.destination.sending--;
+    this.finish(job);
+  }
+
+  private settle(job: Job, result: AttemptResult, decision: Decision, now: number): void {
+    const { claimed, message } = job;
+    const { entry } = claimed;
+    const base = {
+      id: entry.id,
+      destination: message.origin,
+      attempt: entry.attempts,
+      ...(result.kind === 'response' ? { status: result.status } : { error: result.code }),
+      ms: result.elapsed,
+    };
+    switch (decision.outcome) {
+      case 'delivered':
+        // The only place a message file is removed: after a confirmed 2xx.
+        this.move(entry.id, 'delivered', () => complete(claimed.path));
+        this.log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
+        return;
+      case 'deferred': {
+        const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
+        this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, next));
+        if (this.nextDue === null || decision.nextAttempt < this.nextDue) this.nextDue = decision.nextAttempt;
+        this.log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
+        return;
+      }
+      case 'bounced':
+        this.bounce(claimed, { ...entry, time: now, lastError: decision.lastError }, decision.reason, decision.lastError, message.url.href);
+        return;
+    }
+  }
+
+  private bounce(claimed: Claimed, entry: Entry, reason: string, lastError: string, url?: string): void {
+    const now = Date.now();
+    const record: BounceRecord = {
+      id: entry.id,
+      reason,
+      lastError: describeErrorToken(lastError),
+      attempts: entry.attempts,
+      arrival: new Date(entry.arrival).toISOString(),
+      bouncedAt: new Date(now).toISOString(),
+      ...(url && { url }),
+    };
+    const bounced: Entry = { ...entry, time: now, lastError };
+    this.move(entry.id, 'bounced', () => moveToBounced(this.spool, claimed.path, bounced, record));
+    this.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
+  }
+
+  /** A failed move leaves the message where it is (still safe) and is retried on each tick. */
+  private move(id: string, queue: string, step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.log.error({ event: 'move-failed', id, queue, err }, `message ${id}: move to ${queue} failed; left in active/, retrying`);
+      this.stranded.set(`${id}:${queue}`, step);
+    }
+  }
+
+  private finish(job: Job): void {
+    job.destination.held--;
+    if (job.destination.held === 0 && job.destination.sending === 0) this.destinations.delete(job.destination.tag);
+    this.release(job.claimed.entry.id);
+    if (this.passedOverBusy) this.dueDirty = true;
+    this.pump();
+  }
+
+  private release(id: string): void {
+    this.held--;
+    this.heldIds.delete(id);
+    this.scheduleFill();
+  }
+
+  /**
+   * Stops claiming; messages waiting for a slot go back to deferred/ unsent;
+   * requests in flight get `grace` ms, then are cut and deferred. Nothing is
+   * left in active/ unless a move itself fails.
+   */
+  async stop(grace: number): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const job of this.waiting.splice(0)) this.putBack(job, 'shutting down');
+    if (this.inFlight.size > 0) {
+      this.log.info({ event: 'draining', inFlight: this.inFlight.size, graceMs: grace }, 'waiting for requests in flight');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (timer = setTimeout(r, grace)))]);
+      clearTimeout(timer);
+    }
+    if (this.inFlight.size > 0) {
+      this.log.warn({ event: 'cut-off', inFlight: this.inFlight.size }, 'grace period over; cutting requests in flight, they will be retried');
+      await this.sender.close();
+      await Promise.allSettled([...this.inFlight]);
+    }
+    for (const [, retry] of this.stranded) {
+      try {
+        retry();
+      } catch {
+        /* left in active/: recovered at the next start */
+      }
+    }
+  }
+
+  /** For the start-up log and tests of boundedness. */
+  stats(): { held: number; sending: number; destinations: number } {
+    return { held: this.held, sending: this.sending, destinations: this.destinations.size };
+  }
+}
+
+export type { AttemptResult };

@@ -1,0 +1,79 @@
+/**
+ * Read and validate a claimed message file.
+ *
+ * The file is opened with O_NOFOLLOW (a symlink is never read through) and
+ * O_NONBLOCK (a FIFO cannot stall the daemon), then checked with fstat on the
+ * open descriptor, so what is checked is what is read. At most max-size + 1
+ * bytes are read, so a file that is still growing cannot exhaust memory.
+ */
+import fs from 'node:fs';
+import { validateMessage, type Message } from './message.js';
+
+export type ReadResult =
+  | { kind: 'message'; message: Message }
+  | { kind: 'invalid'; reason: string }
+  /** The file vanished between claim and read (an operator deleted it). */
+  | { kind: 'gone' };
+
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function describeType(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+export function readMessage(file: string, maxSize: number): ReadResult {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, OPEN_FLAGS);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'gone' };
+    if (code === 'ELOOP') return { kind: 'invalid', reason: 'a symbolic link: never followed' };
+    if (code === 'ENXIO') return { kind: 'invalid', reason: 'a socket or FIFO: not a regular file' };
+    return { kind: 'invalid', reason: `cannot be opened (${code ?? 'error'})` };
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return { kind: 'invalid', reason: `${describeType(st)}: not a regular file` };
+    if (st.size > maxSize) return { kind: 'invalid', reason: `${st.size} bytes: over the size limit of ${maxSize}` };
+    // Read to end of file, not to st.size: a file that grew after fstat is
+    // caught by the size limit instead of being sent truncated.
+    let buf = Buffer.allocUnsafe(Math.min(maxSize + 1, st.size + 4096));
+    let length = 0;
+    for (;;) {
+      if (length === buf.length) {
+        if (buf.length > maxSize) break;
+        const bigger = Buffer.allocUnsafe(Math.min(maxSize + 1, buf.length * 2));
+        buf.copy(bigger, 0, 0, length);
+        buf = bigger;
+      }
+      const n = fs.readSync(fd, buf, length, buf.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > maxSize) return { kind: 'invalid', reason: `over the size limit of ${maxSize} bytes` };
+    let text: string;
+    try {
+      text = utf8.decode(buf.subarray(0, length));
+    } catch {
+      return { kind: 'invalid', reason: 'not valid UTF-8' };
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // The parser's own message quotes the input, which may be a secret.
+      return { kind: 'invalid', reason: length === 0 ? 'empty file' : 'not valid JSON' };
+    }
+    const v = validateMessage(parsed);
+    return v.ok ? { kind: 'message', message: v.message } : { kind: 'invalid', reason: v.reason };
+  } finally {
+    fs.closeSync(fd);
+  }
+}

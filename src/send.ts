@@ -1,0 +1,100 @@
+/**
+ * One HTTP attempt with undici: keep-alive pools per origin (undici's Agent
+ * keeps one Pool per origin, capped at the per-destination limit), a timeout
+ * over the whole exchange, and a response body read only up to a bound.
+ *
+ * Never throws: every failure becomes an AttemptResult with an error code, so
+ * the classifier sees every attempt.
+ */
+import { Agent } from 'undici';
+import type { AttemptResult } from './classify.js';
+import type { Message } from './message.js';
+
+/** Kept from the response body for the bounce reason. */
+const EXCERPT_BYTES = 512;
+/** Read beyond this and the connection is dropped rather than drained. */
+const DRAIN_BYTES = 64 * 1024;
+const CONNECT_TIMEOUT = 10_000;
+
+export interface SendOptions {
+  id: string;
+  timeout: number;
+}
+
+export class Sender {
+  private readonly agent: Agent;
+
+  constructor(opts: { perDestination: number; timeout: number }) {
+    this.agent = new Agent({
+      connections: opts.perDestination,
+      pipelining: 1,
+      connect: { timeout: Math.min(CONNECT_TIMEOUT, opts.timeout) },
+      headersTimeout: opts.timeout,
+      bodyTimeout: opts.timeout,
+    });
+  }
+
+  async send(message: Message, opts: SendOptions): Promise<AttemptResult> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, opts.timeout);
+    try {
+      const headers: string[] = [];
+      let hasKey = false;
+      for (const [name, value] of message.headers) {
+        if (name.toLowerCase() === 'idempotency-key') hasKey = true;
+        headers.push(name, value);
+      }
+      // Retries and crash recovery can repeat a request; the key lets the
+      // receiver drop the repeat.
+      if (!hasKey) headers.push('idempotency-key', opts.id);
+
+      const res = await this.agent.request({
+        origin: message.origin,
+        path: message.url.pathname + message.url.search,
+        method: message.method as 'POST',
+        headers,
+        body: message.body,
+        signal: controller.signal,
+        headersTimeout: opts.timeout,
+        bodyTimeout: opts.timeout,
+      });
+
+      let excerpt = '';
+      let read = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (excerpt.length < EXCERPT_BYTES) excerpt += chunk.subarray(0, EXCERPT_BYTES - excerpt.length).toString('utf8');
+        read += chunk.length;
+        if (read > DRAIN_BYTES) {
+          // Not worth draining for keep-alive: drop this connection instead.
+          res.body.destroy();
+          break;
+        }
+      }
+      const retryAfter = res.headers['retry-after'];
+      return {
+        kind: 'response',
+        status: res.statusCode,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        excerpt: excerpt.replace(/\s+/g, ' ').trim().slice(0, 200),
+        elapsed: elapsed(),
+      };
+    } catch (err) {
+      if (timedOut) return { kind: 'error', code: 'TIMEOUT', message: `no complete response within ${opts.timeout} ms`, elapsed: elapsed() };
+      const e = err as { code?: string; message?: string; cause?: { code?: string } };
+      const code = e.code ?? e.cause?.code ?? 'ERROR';
+      return { kind: 'error', code, message: String(e.message ?? err), elapsed: elapsed() };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.destroy();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The moves after an attempt, out of active/:
+ *
+ *   complete  unlink: only after a 2xx, the one place a message file is removed
+ *   defer     rename into deferred/<bucket>/ with the next-attempt time in the name
+ *   bounce    write the reason record, then rename the message beside it
+ *
+ * Each is a single rename or unlink, so a crash at any point leaves the
+ * message whole in exactly one queue (or in active/, where start-up finds it).
+ * A move that fails for any reason but a vanished source throws with the
+ * message id and queue; the message stays where it was.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { moveIfPresent } from './claim.js';
+import type { Spool } from './layout.js';
+import { bucketOf, formatEntry, reasonName, type Entry } from './names.js';
+
+export class MoveError extends Error {
+  readonly code = 'SPOOL_ERR_MOVE';
+  constructor(
+    readonly id: string,
+    readonly queue: string,
+    cause: unknown,
+  ) {
+    super(`message ${id}: move to ${queue}/ failed: ${(cause as Error).message}`, { cause });
+  }
+}
+
+export function complete(activePath: string): void {
+  try {
+    fs.unlinkSync(activePath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** Renames into deferred/, creating the time bucket when it is missing. */
+export function moveToDeferred(spool: Spool, from: string, entry: Entry): string {
+  const name = formatEntry(entry);
+  const dir = spool.bucketDir(bucketOf(entry.time));
+  const to = path.join(dir, name);
+  try {
+    try {
+      moveIfPresent(from, to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      moveIfPresent(from, to);
+    }
+  } catch (err) {
+    throw new MoveError(entry.id, 'deferred', err);
+  }
+  return to;
+}
+
+export interface BounceRecord {
+  id: string;
+  reason: string;
+  lastError: string | null;
+  attempts: number;
+  arrival: string;
+  bouncedAt: string;
+  url?: string;
+}
+
+/**
+ * The reason record is made first (written whole in tmp/, renamed into
+ * bounced/); then the message follows. A crash between the two leaves an
+ * orphan record, never a message without its queue.
+ */
+export function moveToBounced(spool: Spool, from: string, entry: Entry, record: BounceRecord): string {
+  const name = formatEntry(entry);
+  try {
+    const tmp = spool.path('tmp', `.${reasonName(name)}.${process.pid}`);
+    fs.writeFileSync(tmp, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+    fs.renameSync(tmp, spool.path('bounced', reasonName(name)));
+    moveIfPresent(from, spool.path('bounced', name));
+  } catch (err) {
+    throw new MoveError(entry.id, 'bounced', err);
+  }
+  return spool.path('bounced', name);
+}
