@@ -1,0 +1,207 @@
+/**
+ * End-to-end harness: a real spool in a temporary directory, the real
+ * bin/spoold as a child process, and a real node:http server on 127.0.0.1.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const SPOOLD = path.join(ROOT, 'bin/spoold');
+export const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');
+
+export function tempSpool(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-test-')), 'spool');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeout = 10_000, every = 25): Promise<T> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+// ------------------------------------------------------------- clean-up
+
+const live = { daemons: new Set<Daemon>(), sinks: new Set<Sink>() };
+
+/** For afterEach: whatever a failed test left running is stopped, so the run ends. */
+export async function cleanup(): Promise<void> {
+  await Promise.all([...live.daemons].map((d) => d.stop('SIGKILL')));
+  await Promise.all([...live.sinks].map((s) => s.close()));
+  live.daemons.clear();
+  live.sinks.clear();
+}
+
+// ---------------------------------------------------------------- the sink
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+
+export type Handler = (req: Received, res: http.ServerResponse) => void;
+
+export interface Sink {
+  url: string;
+  received: Received[];
+  /** Requests whose body has arrived, by idempotency key. */
+  byId(id: string): Received[];
+  handler: Handler;
+  close(): Promise<void>;
+}
+
+export async function startSink(handler: Handler = (_req, res) => res.end('ok')): Promise<Sink> {
+  const received: Received[] = [];
+  const sockets = new Set<import('node:net').Socket>();
+  const sink: Sink = {
+    url: '',
+    received,
+    byId: (id) => received.filter((r) => r.headers['idempotency-key'] === id),
+    handler,
+    close: () =>
+      new Promise((resolve) => {
+        live.sinks.delete(sink);
+        for (const s of sockets) s.destroy();
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+      }),
+  };
+  live.sinks.add(sink);
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      received.push(r);
+      sink.handler(r, res);
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  sink.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return sink;
+}
+
+// -------------------------------------------------------------- the daemon
+
+export interface LogLine {
+  event?: string;
+  id?: string;
+  [key: string]: unknown;
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  lines: LogLine[];
+  stderr: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  events(event: string, id?: string): LogLine[];
+  waitEvent(event: string, id?: string, timeout?: number): Promise<LogLine>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Fast settings for tests; each test overrides what it is about. */
+export const FAST = ['--min-backoff', '200ms', '--max-backoff', '1s', '--scan-interval', '300ms', '--timeout', '3s'];
+
+export async function startDaemon(spool: string, args: string[] = [], opts: { ready?: boolean } = {}): Promise<Daemon> {
+  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, ...FAST, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: LogLine[] = [];
+  let buffer = '';
+  const d: Daemon = {
+    child,
+    lines,
+    stderr: '',
+    exited: new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        live.daemons.delete(d);
+        resolve({ code, signal });
+      }),
+    ),
+    events: (event, id) => lines.filter((l) => l.event === event && (id === undefined || l.id === id)),
+    waitEvent: (event, id, timeout = 10_000) => waitFor(`event ${event}${id ? ` for ${id}` : ''}`, () => d.events(event, id)[0], timeout),
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return d.exited;
+    },
+  };
+  live.daemons.add(d);
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as LogLine);
+      } catch {
+        lines.push({ event: 'unparsed', text: line });
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (d.stderr += chunk.toString('utf8')));
+  if (opts.ready !== false) {
+    // "started" is logged before the watcher is up; a message dropped in that
+    // gap is still found by the first scan, so this is only for pacing.
+    await Promise.race([
+      d.waitEvent('started'),
+      d.exited.then((e) => {
+        throw new Error(`spoold exited early (${e.code}): ${d.stderr}`);
+      }),
+    ]);
+  }
+  return d;
+}
+
+// ------------------------------------------------------------ the spool
+
+/** Maildir-style drop, as any language would do it: write in tmp/, rename into incoming/. */
+export function drop(spool: string, id: string, message: unknown): void {
+  const tmp = path.join(spool, 'tmp', `${id}.json`);
+  fs.writeFileSync(tmp, typeof message === 'string' ? message : JSON.stringify(message));
+  fs.renameSync(tmp, path.join(spool, 'incoming', `${id}.json`));
+}
+
+/** Every file under a queue folder (deferred/ buckets included), by name. */
+export function filesIn(spool: string, queue: string): string[] {
+  const dir = path.join(spool, queue);
+  if (!fs.existsSync(dir)) return [];
+  return (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+    .filter((d) => !d.isDirectory() && !d.name.startsWith('.'))
+    .map((d) => d.name)
+    .sort();
+}
+
+/** Ids of the messages in a queue (the name's last field). */
+export function idsIn(spool: string, queue: string): string[] {
+  return filesIn(spool, queue)
+    .filter((n) => n.endsWith('.json'))
+    .map((n) => (queue === 'incoming' ? n.slice(0, -5) : n.replace(/^(?:[^_]*_){5}/, '').slice(0, -5)))
+    .sort();
+}
+
+export function spoolctl(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [SPOOLCTL, ...args], { encoding: 'utf8', input: opts.input ?? '', env: { ...process.env, ...opts.env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function ensureSpoolDirs(spool: string): void {
+  for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q), { recursive: true });
+}

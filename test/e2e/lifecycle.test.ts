@@ -1,0 +1,157 @@
+/**
+ * The daemon's life: restarts with deferred messages, kill -9 mid-flight,
+ * SIGTERM while sending, the one-daemon-per-spool lock.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, it } from 'node:test';
+import { cleanup, drop, ensureSpoolDirs, idsIn, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+
+afterEach(cleanup);
+
+describe('lifecycle', () => {
+  it('keeps deferred messages across a restart and sends none before its time', async () => {
+    let healthy = false;
+    const sink = await startSink((_req, res) => res.writeHead(healthy ? 200 : 503).end());
+    const spool = tempSpool();
+    let daemon = await startDaemon(spool, ['--min-backoff', '2s', '--max-backoff', '2s']);
+    const ids = Array.from({ length: 5 }, (_, i) => `later-${i}`);
+    for (const id of ids) drop(spool, id, { url: `${sink.url}/hook` });
+    await waitFor('all deferred', () => ids.every((id) => daemon.events('deferred', id).length === 1));
+    const due = new Map(ids.map((id) => [id, Date.parse(String(daemon.events('deferred', id)[0]!.nextAttemptAt))]));
+    assert.equal((await daemon.stop()).code, 0);
+    assert.deepEqual(idsIn(spool, 'deferred'), [...ids].sort());
+
+    healthy = true;
+    daemon = await startDaemon(spool, ['--min-backoff', '2s', '--max-backoff', '2s']);
+    try {
+      await waitFor('all delivered after restart', () => ids.every((id) => daemon.events('delivered', id).length === 1), 10_000);
+      for (const id of ids) {
+        const sends = sink.byId(id);
+        assert.equal(sends.length, 2, `${id}: one failed attempt, one delivery`);
+        assert.ok(sends[1]!.at >= due.get(id)!, `${id} was not sent before its next-attempt time`);
+      }
+      assert.deepEqual(idsIn(spool, 'deferred'), []);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
+  it('loses nothing when killed with SIGKILL while requests are in flight', async () => {
+    let answering = false;
+    const held: import('node:http').ServerResponse[] = [];
+    const sink = await startSink((_req, res) => {
+      if (answering) res.end('ok');
+      else held.push(res);
+    });
+    const spool = tempSpool();
+    let daemon = await startDaemon(spool, ['--concurrency', '8', '--per-destination', '8', '--timeout', '30s']);
+    const ids = Array.from({ length: 30 }, (_, i) => `k9-${i}`);
+    for (const id of ids) drop(spool, id, { url: `${sink.url}/hook`, body: { id } });
+    await waitFor('8 requests in flight', () => held.length === 8);
+    assert.equal((await daemon.stop('SIGKILL')).signal, 'SIGKILL');
+    const inFlight = held.map((res) => String(res.req.headers['idempotency-key']));
+    const inActive = idsIn(spool, 'active');
+    assert.ok(inActive.length >= 8, 'claimed messages were left in active/');
+    for (const id of inFlight) assert.ok(inActive.includes(id), `${id} (in flight) is in active/`);
+    for (const res of held) res.destroy();
+
+    answering = true;
+    daemon = await startDaemon(spool);
+    try {
+      await waitFor('all delivered', () => ids.every((id) => daemon.events('delivered', id).length === 1), 15_000);
+      assert.equal(daemon.events('recovered').length, inActive.length);
+      for (const id of ids) assert.ok(sink.byId(id).some((r) => JSON.parse(r.body).id === id));
+      const repeats = ids.filter((id) => sink.byId(id).length > 1);
+      assert.deepEqual(repeats.sort(), [...inFlight].sort(), 'only the requests in flight at the kill were sent twice');
+      for (const q of ['incoming', 'active', 'deferred', 'bounced']) assert.deepEqual(idsIn(spool, q), [], `${q}/ is empty`);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
+  it('on SIGTERM stops claiming, lets requests in flight finish, strands nothing and exits 0', async () => {
+    const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 1500));
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--concurrency', '2', '--per-destination', '2']);
+    for (let i = 0; i < 6; i++) drop(spool, `term-${i}`, { url: `${sink.url}/slow` });
+    await waitFor('two requests in flight', () => sink.received.length === 2 || undefined, 5000, 10).catch(() => undefined);
+    await waitFor('claimed', () => idsIn(spool, 'active').length >= 2);
+    const t0 = Date.now();
+    const exit = await daemon.stop('SIGTERM');
+    const took = Date.now() - t0;
+    try {
+      assert.equal(exit.code, 0, daemon.stderr);
+      assert.ok(took < 10_000, `exited in ${took} ms`);
+      assert.equal(daemon.events('delivered').length, 2, 'the two in flight finished');
+      assert.deepEqual(idsIn(spool, 'active'), [], 'nothing stranded in active/');
+      const left = [...idsIn(spool, 'incoming'), ...idsIn(spool, 'deferred')];
+      assert.equal(left.length, 4, 'the rest wait on disk');
+      assert.equal(fs.existsSync(path.join(spool, 'spoold.pid')), false, 'lock released');
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it('cuts requests that outlast the grace period and defers them, still exiting 0', async () => {
+    const sink = await startSink(() => undefined); // never answers
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--shutdown-grace', '500ms', '--timeout', '60s']);
+    drop(spool, 'stuck', { url: `${sink.url}/never` });
+    await waitFor('request in flight', () => sink.received.length === 1);
+    const exit = await daemon.stop('SIGINT');
+    try {
+      assert.equal(exit.code, 0);
+      assert.deepEqual(idsIn(spool, 'deferred'), ['stuck']);
+      assert.deepEqual(idsIn(spool, 'active'), []);
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it('refuses a second daemon on the same spool, and takes over a lock left by a killed one', async () => {
+    const spool = tempSpool();
+    const first = await startDaemon(spool);
+    try {
+      const second = spawnSync(process.execPath, [SPOOLD, 'start', '--spool', spool], { encoding: 'utf8', timeout: 10_000 });
+      assert.notEqual(second.status, 0);
+      assert.match(second.stderr, /already running/);
+    } finally {
+      await first.stop('SIGKILL');
+    }
+    assert.ok(fs.existsSync(path.join(spool, 'spoold.pid')), 'a killed daemon leaves its lock');
+    const third = await startDaemon(spool);
+    try {
+      assert.equal(third.events('lock-taken').length, 1);
+      assert.equal((await third.stop()).code, 0);
+    } finally {
+      await third.stop();
+    }
+  });
+
+  it('creates missing spool folders with mode 0700', async () => {
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool);
+    await daemon.stop();
+    for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) {
+      assert.equal(fs.statSync(path.join(spool, q)).mode & 0o777, 0o700, q);
+    }
+  });
+
+  it('rejects bad options with a clear message and exit code 2', () => {
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    for (const args of [['--concurrency', 'lots'], ['--max-backoff', '5 fortnights'], ['--min-backoff', '2h', '--max-backoff', '1h'], ['--bogus']]) {
+      const r = spawnSync(process.execPath, [SPOOLD, 'start', '--spool', spool, ...args], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /spoold: |error: /);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+});
+
+
