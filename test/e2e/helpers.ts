@@ -184,7 +184,8 @@ export function filesIn(spool: string, queue: string): string[] {
   const dir = path.join(spool, queue);
   if (!fs.existsSync(dir)) return [];
   return (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[])
-    .filter((d) => !d.isDirectory() && !d.name.startsWith('.'))
+    // A directory named like a message (x.json) is a message too: it was bounced whole.
+    .filter((d) => (!d.isDirectory() || d.name.endsWith('.json')) && !d.name.startsWith('.'))
     .map((d) => d.name)
     .sort();
 }

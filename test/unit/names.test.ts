@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, errorToken, formatEntry, isValidId, parseBucketName, parseEntry, parseIncomingName, type Entry } from '../../src/names.js';
+
+const idArb = fc.stringMatching(/^[A-Za-z0-9._-]{1,128}$/).filter((s) => s !== '.' && s !== '..');
+const entryArb: fc.Arbitrary<Entry> = fc.record({
+  id: idArb,
+  time: fc.integer({ min: 0, max: 2 ** 48 }),
+  attempts: fc.integer({ min: 0, max: 999_999 }),
+  arrival: fc.integer({ min: 0, max: 2 ** 48 }),
+  destination: fc.oneof(fc.constant('-'), fc.stringMatching(/^[0-9a-f]{8}$/)),
+  lastError: fc.oneof(fc.constant('-'), fc.stringMatching(/^[A-Za-z0-9-]{1,32}$/)),
+});
+
+describe('filename codec', () => {
+  it('round-trips every entry', () => {
+    fc.assert(fc.property(entryArb, (e) => assert.deepEqual(parseEntry(formatEntry(e)), { ...e })));
+  });
+
+  it('keeps names within 255 bytes', () => {
+    fc.assert(fc.property(entryArb, (e) => formatEntry(e).length <= 255));
+  });
+
+  it('keeps an id that itself contains underscores and dots', () => {
+    const e: Entry = { id: 'a_b_c.d-e', time: 1, attempts: 2, arrival: 3, destination: '-', lastError: '503' };
+    assert.equal(formatEntry(e), '1_2_3_-_503_a_b_c.d-e.json');
+    assert.deepEqual(parseEntry(formatEntry(e)), e);
+  });
+
+  it('parses producer names and refuses everything else', () => {
+    const table: [string, string | null][] = [
+      ['order-1.json', 'order-1'],
+      ['a.b_c.json', 'a.b_c'],
+      ['.hidden.json', null],
+      ['x.json.1234567', null], // write-file-atomic temp file
+      ['.x.json.swp', null],
+      ['x.json~', null],
+      ['x.JSON', null],
+      ['.json', null],
+      ['bad name.json', null],
+      ['../x.json', null],
+      ['..json', null],
+      [`${'a'.repeat(128)}.json`, 'a'.repeat(128)],
+      [`${'a'.repeat(129)}.json`, null],
+      ['é.json', null],
+    ];
+    for (const [name, id] of table) assert.equal(parseIncomingName(name), id, name);
+  });
+
+  it('returns null for names that are not entries', () => {
+    for (const name of ['x.json', '1_2_3_-_-_.json', '1_2_3_zz_-_x.json', 'a_2_3_-_-_x.json', '1_2_3_-_-_x.json.reason', '1_2_3_-_a_b_x', '1_2_3_-_-_bad id.json']) {
+      assert.equal(parseEntry(name), null, name);
+    }
+  });
+
+  it('validates ids', () => {
+    assert.ok(isValidId('a'));
+    assert.ok(!isValidId(''));
+    assert.ok(!isValidId('.'));
+    assert.ok(!isValidId('..'));
+    assert.ok(!isValidId('a/b'));
+    fc.assert(fc.property(idArb, (id) => isValidId(id)));
+  });
+
+  it('turns statuses and error codes into name-safe tokens and back', () => {
+    assert.equal(errorToken(503), '503');
+    assert.equal(errorToken('UND_ERR_HEADERS_TIMEOUT'), 'UND-ERR-HEADERS-TIMEOUT');
+    assert.equal(errorToken('a b/c_d'), 'abc-d');
+    assert.equal(errorToken(''), 'ERROR');
+    assert.equal(describeErrorToken('503'), 'HTTP 503');
+    assert.equal(describeErrorToken('ECONNREFUSED'), 'ECONNREFUSED');
+    assert.equal(describeErrorToken('-'), null);
+    fc.assert(fc.property(fc.string(), (s) => /^[A-Za-z0-9-]{1,32}$/.test(errorToken(s))));
+  });
+
+  it('puts every time in the bucket that starts at or before it', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 48 }), (t) => {
+        const b = bucketOf(t);
+        return b <= t && t < b + BUCKET_MS && parseBucketName(String(b)) === b;
+      }),
+    );
+    assert.equal(parseBucketName('123'), null);
+    assert.equal(parseBucketName('abc'), null);
+  });
+
+  it('tags destinations stably', () => {
+    assert.equal(destinationTag('https://a.example'), destinationTag('https://a.example'));
+    assert.notEqual(destinationTag('https://a.example'), destinationTag('https://b.example'));
+    assert.match(destinationTag('http://x'), /^[0-9a-f]{8}$/);
+  });
+});
