@@ -42,7 +42,7 @@ export const DEFAULTS = {
   maxAge: 5 * 86_400_000,
   timeout: 30_000,
   maxSize: 1024 * 1024,
-  scanInterval: 5_000,
+  scanInterval: 2_000,
   shutdownGrace: 8_000,
 } satisfies Config;
 

@@ -25,6 +25,8 @@ import { readMessage } from './read.js';
 import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
 
+const BUSY_RESCAN_MS = 50;
+
 interface Job {
   claimed: Claimed;
   message: Message;
@@ -175,6 +177,10 @@ export class QueueManager {
     return claimedCount;
   }
 
+  private wakeAt(at: number): void {
+    if (this.nextDue === null || at < this.nextDue) this.nextDue = at;
+  }
+
   private armTimer(): void {
     if (this.stopping) return;
     const now = Date.now();
@@ -318,7 +324,7 @@ export class QueueManager {
       case 'deferred': {
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
         this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, next));
-        if (this.nextDue === null || decision.nextAttempt < this.nextDue) this.nextDue = decision.nextAttempt;
+        this.wakeAt(decision.nextAttempt);
         this.log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
         return;
       }
@@ -358,7 +364,9 @@ export class QueueManager {
     job.destination.held--;
     if (job.destination.held === 0 && job.destination.sending === 0) this.destinations.delete(job.destination.tag);
     this.release(job.claimed.entry.id);
-    if (this.passedOverBusy) this.dueDirty = true;
+    // Due messages were passed over for a busy destination: look again soon,
+    // but not on every completion (the passed-over names are re-read each time).
+    if (this.passedOverBusy) this.wakeAt(Date.now() + BUSY_RESCAN_MS);
     this.pump();
   }
 
