@@ -3,6 +3,7 @@
  * place. A bad value stops the daemon with a message saying how to fix it;
  * nothing is silently replaced by a default.
  */
+import { readFileSync } from 'node:fs';
 import { parseDuration, parseSize } from './units.js';
 
 export interface DeliveryPolicy {
@@ -30,6 +31,9 @@ export interface Config extends DeliveryPolicy {
   scanInterval: number;
   /** Time allowed for in-flight requests to finish on SIGTERM. */
   shutdownGrace: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** json: one JSON object per line; pretty: for people; auto: pretty on a terminal. */
+  logFormat: 'auto' | 'json' | 'pretty';
 }
 
 export const DEFAULTS = {
@@ -44,9 +48,11 @@ export const DEFAULTS = {
   maxSize: 1024 * 1024,
   scanInterval: 2_000,
   shutdownGrace: 8_000,
+  logLevel: 'info',
+  logFormat: 'auto',
 } satisfies Config;
 
-type Kind = 'count' | 'duration' | 'size' | 'path';
+type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice';
 interface Setting {
   key: keyof Config;
   flag: string;
@@ -55,6 +61,7 @@ interface Setting {
   min: number;
   max: number;
   help: string;
+  choices?: readonly string[];
 }
 
 /** Command-line flag, environment variable, bounds and meaning of each setting. */
@@ -70,7 +77,12 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxSize', flag: 'max-size', env: 'SPOOLD_MAX_SIZE', kind: 'size', min: 2, max: 1024 ** 3, help: 'largest message file accepted (bytes, or 512k, 1MiB)' },
   { key: 'scanInterval', flag: 'scan-interval', env: 'SPOOLD_SCAN_INTERVAL', kind: 'duration', min: 10, max: 3_600_000, help: 'safety-net rescan of incoming/ for missed file events' },
   { key: 'shutdownGrace', flag: 'shutdown-grace', env: 'SPOOLD_SHUTDOWN_GRACE', kind: 'duration', min: 0, max: 3_600_000, help: 'time in-flight requests get to finish on SIGTERM' },
+  { key: 'logLevel', flag: 'log-level', env: 'SPOOLD_LOG_LEVEL', kind: 'choice', min: 0, max: 0, choices: ['debug', 'info', 'warn', 'error'], help: 'least severe log lines written' },
+  { key: 'logFormat', flag: 'log-format', env: 'SPOOLD_LOG_FORMAT', kind: 'choice', min: 0, max: 0, choices: ['auto', 'json', 'pretty'], help: 'json lines, or pretty for people (auto: pretty on a terminal)' },
 ];
+
+/** Settings a SIGHUP can change; the rest need a restart. */
+export const RELOADABLE: readonly (keyof Config)[] = ['concurrency', 'perDestination', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace', 'logLevel'];
 
 export class ConfigError extends Error {
   readonly code = 'SPOOL_ERR_CONFIG';
@@ -79,6 +91,10 @@ export class ConfigError extends Error {
 function parseValue(s: Setting, raw: string | number, source: string): string | number {
   if (s.kind === 'path') {
     if (String(raw).trim() === '') throw new ConfigError(`${source}: the spool directory must not be empty`);
+    return String(raw);
+  }
+  if (s.kind === 'choice') {
+    if (!s.choices!.includes(String(raw))) throw new ConfigError(`${source}: ${JSON.stringify(String(raw))} is not one of ${s.choices!.join(', ')}`);
     return String(raw);
   }
   let value: number;
@@ -99,19 +115,49 @@ function parseValue(s: Setting, raw: string | number, source: string): string | 
 }
 
 /**
- * Settles the configuration: defaults, then environment, then command-line
- * options (already keyed by setting name, as commander gives them).
+ * Reads a config file: a JSON object of settings, by option name
+ * (`"per-destination"`) or by key (`"perDestination"`), values as on the
+ * command line (`"30s"`) or as numbers.
  */
-export function resolveConfig(options: Partial<Record<keyof Config, string | number>>, env: NodeJS.ProcessEnv = process.env): Config {
+export function readConfigFile(file: string): Partial<Record<keyof Config, string | number>> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message.split('\n')[0]})`}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${file}: expected a JSON object of settings`);
+  const values: Partial<Record<keyof Config, string | number>> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    const s = SETTINGS.find((x) => x.flag === name || x.key === name);
+    if (!s) throw new ConfigError(`${file}: unknown setting ${JSON.stringify(name)}; known: ${SETTINGS.map((x) => x.flag).join(', ')}`);
+    if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigError(`${file}: ${name} must be a string or a number`);
+    values[s.key] = value;
+  }
+  return values;
+}
+
+/**
+ * Settles the configuration: defaults, then the config file, then the
+ * environment, then command-line options (keyed by setting, as commander
+ * gives them).
+ */
+export function resolveConfig(
+  options: Partial<Record<keyof Config, string | number>>,
+  env: NodeJS.ProcessEnv = process.env,
+  file: { path: string; values: Partial<Record<keyof Config, string | number>> } | null = null,
+): Config {
   const config: Record<string, string | number> = { ...DEFAULTS };
   for (const s of SETTINGS) {
+    const fromFile = file?.values[s.key];
+    if (fromFile !== undefined) config[s.key] = parseValue(s, fromFile, `${file!.path}: ${s.flag}`);
     const fromEnv = env[s.env];
     if (fromEnv !== undefined && fromEnv !== '') config[s.key] = parseValue(s, fromEnv, s.env);
     const fromFlag = options[s.key];
     if (fromFlag !== undefined) config[s.key] = parseValue(s, fromFlag, `--${s.flag}`);
   }
   const c = config as unknown as Config;
-  if (c.minBackoff > c.maxBackoff) throw new ConfigError(`--min-backoff (${c.minBackoff} ms) is above --max-backoff (${c.maxBackoff} ms)`);
+  if (c.minBackoff > c.maxBackoff) throw new ConfigError(`min-backoff (${c.minBackoff} ms) is above max-backoff (${c.maxBackoff} ms)`);
   if (c.perDestination > c.concurrency) c.perDestination = c.concurrency;
   return c;
 }

@@ -212,6 +212,158 @@ export function requeue(spool: Spool, ids: readonly string[] | 'all', queues: re
   return r;
 }
 
+/**
+ * Sets messages aside in hold/, where the daemon never looks (postsuper -h).
+ * From incoming/ or deferred/; a held message keeps its attempts.
+ */
+export function hold(spool: Spool, ids: readonly string[], now: number = Date.now()): ActionResult {
+  const r = result();
+  for (const id of ids) {
+    const found = locate(spool, id, ['incoming', 'deferred']);
+    if (found.length === 0) {
+      noteAbsent(spool, id, r, ['hold'], 'already held');
+      continue;
+    }
+    for (const m of found) {
+      const entry: Entry = m.entry ?? { id, time: now, attempts: 0, arrival: now, destination: '-', lastError: '-' };
+      if (moveIfPresent(m.path, spool.path('hold', formatEntry(entry)))) r.done.push(id);
+      else r.refused.push({ id, reason: 'claimed by the daemon meanwhile' });
+    }
+  }
+  return r;
+}
+
+/** Lets held messages go (postsuper -H): due now, attempts kept. */
+export function release(spool: Spool, ids: readonly string[] | 'all', now: number = Date.now()): ActionResult {
+  const r = result();
+  const targets = ids === 'all' ? [...walkQueue(spool, 'hold')] : ids.flatMap((id) => {
+    const found = locate(spool, id, ['hold']);
+    if (found.length === 0) noteAbsent(spool, id, r);
+    return found;
+  });
+  const dir = spool.bucketDir(bucketOf(now));
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const m of targets) {
+    if (moveIfPresent(m.path, path.join(dir, formatEntry({ ...m.entry!, time: now })))) r.done.push(m.id);
+    else r.missing.push(m.id);
+  }
+  return r;
+}
+
+/** Removes messages for good (postsuper -d); never one the daemon has claimed. */
+export function remove(spool: Spool, targets: readonly Located[]): ActionResult {
+  const r = result();
+  for (const m of targets) {
+    if (m.queue === 'active') {
+      r.refused.push({ id: m.id, reason: 'being delivered right now (active/)' });
+      continue;
+    }
+    try {
+      // rm, not unlink: a directory bounced because it was named like a message goes too.
+      if (!fs.existsSync(m.path) && !isLink(m.path)) throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+      fs.rmSync(m.path, { recursive: true });
+      dropSideRecord(spool, m);
+      r.done.push(m.id);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      r.refused.push({ id: m.id, reason: 'claimed by the daemon meanwhile' });
+    }
+  }
+  return r;
+}
+
+function isLink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Sorts an id not found where wanted into "in flight", "elsewhere" or "missing". */
+function noteAbsent(spool: Spool, id: string, r: ActionResult, elsewhere: readonly Queue[] = [], why = ''): void {
+  if (locate(spool, id, ['active']).length > 0) r.refused.push({ id, reason: 'being delivered right now (active/)' });
+  else if (elsewhere.length > 0 && locate(spool, id, elsewhere).length > 0) r.refused.push({ id, reason: why });
+  else r.missing.push(id);
+}
+
+/**
+ * Names carry a destination tag, not the origin: the origin is read from one
+ * message file per tag, so listing and shaping 100,000 messages opens a
+ * handful of files, not 100,000.
+ */
+export class Destinations {
+  private readonly origins = new Map<string, string>();
+
+  of(m: Located): string {
+    const tag = m.entry?.destination ?? '-';
+    const known = tag === '-' ? undefined : this.origins.get(tag);
+    if (known !== undefined) return known;
+    const url = readMessageFile(m.path)?.url;
+    let origin = '-';
+    try {
+      if (typeof url === 'string') origin = new URL(url).host;
+    } catch {
+      /* not a URL: shown as "-" */
+    }
+    if (tag !== '-') this.origins.set(tag, origin);
+    return origin;
+  }
+}
+
+/** qshape's buckets: minutes of age, doubling. */
+export const AGE_BUCKETS_MIN = [5, 10, 20, 40, 80, 160, 320];
+
+export interface Shape {
+  queue: Queue;
+  buckets: string[];
+  /** Destination → count per age bucket (the last one is "older"). */
+  rows: { destination: string; total: number; counts: number[] }[];
+}
+
+export interface Stats {
+  counts: Record<Queue, number>;
+  shapes: Shape[];
+}
+
+export function stats(spool: Spool, now: number = Date.now()): Stats {
+  const counts = Object.fromEntries(LIST_ORDER.map((q) => [q, 0])) as Record<Queue, number>;
+  const destinations = new Destinations();
+  const shapes: Shape[] = [];
+  const labels = [...AGE_BUCKETS_MIN.map((m) => `${m}m`), `${AGE_BUCKETS_MIN.at(-1)}m+`];
+  for (const queue of LIST_ORDER) {
+    const byDest = new Map<string, number[]>();
+    for (const m of walkQueue(spool, queue)) {
+      counts[queue]++;
+      if (queue !== 'deferred' && queue !== 'bounced') continue;
+      const ageMin = (now - m.entry!.arrival) / 60_000;
+      let b = AGE_BUCKETS_MIN.findIndex((limit) => ageMin < limit);
+      if (b < 0) b = AGE_BUCKETS_MIN.length;
+      const dest = destinations.of(m);
+      const row = byDest.get(dest) ?? new Array<number>(labels.length).fill(0);
+      row[b]!++;
+      byDest.set(dest, row);
+    }
+    if (queue === 'deferred' || queue === 'bounced') {
+      const rows = [...byDest].map(([destination, c]) => ({ destination, total: c.reduce((a, b) => a + b, 0), counts: c }));
+      rows.sort((a, b) => b.total - a.total || a.destination.localeCompare(b.destination));
+      shapes.push({ queue, buckets: labels, rows });
+    }
+  }
+  return { counts, shapes };
+}
+
+/** Header names whose values are credentials: hidden unless asked for. */
+const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie|set-cookie)$|api[-_]?key|token|secret|password|signature|session|auth/i;
+
+export function redactHeaders(message: Record<string, unknown>): Record<string, unknown> {
+  const headers = message.headers;
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return message;
+  const safe: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(headers)) safe[k] = CREDENTIAL_HEADER.test(k) ? '[redacted]' : v;
+  return { ...message, headers: safe };
+}
+
 export function openSpool(dir: string): Spool {
   const spool = new Spool(dir);
   spool.check();

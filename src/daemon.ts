@@ -5,7 +5,7 @@
  *   SIGTERM/SIGINT → stop claiming → drain within the grace period → exit 0
  */
 import type { FSWatcher } from 'chokidar';
-import type { Config } from './config.js';
+import { RELOADABLE, type Config } from './config.js';
 import { Spool } from './layout.js';
 import { acquireLock } from './lock.js';
 import { createLogger, type Logger } from './log.js';
@@ -14,7 +14,13 @@ import { countQueues, recoverActive } from './recover.js';
 import { Sender } from './send.js';
 import { watchIncoming } from './watch.js';
 
-export async function runDaemon(config: Config, log: Logger = createLogger()): Promise<number> {
+/**
+ * @param load settles the configuration again (re-reading the config file);
+ *   called on SIGHUP.
+ */
+export async function runDaemon(load: () => Config): Promise<number> {
+  let config = load();
+  const log: Logger = await createLogger(config.logLevel, config.logFormat);
   const spool = new Spool(config.spool);
   spool.ensure();
   const lock = acquireLock(spool.lockPath);
@@ -25,7 +31,7 @@ export async function runDaemon(config: Config, log: Logger = createLogger()): P
   const { spool: _root, ...settings } = config;
   log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), settings }, `spoold started on ${spool.root}`);
 
-  const sender = new Sender({ perDestination: config.perDestination, timeout: config.timeout });
+  let sender = new Sender({ perDestination: config.perDestination, timeout: config.timeout });
   const manager = new QueueManager(spool, config, sender, log);
   let watcher: FSWatcher | null = null;
 
@@ -35,6 +41,7 @@ export async function runDaemon(config: Config, log: Logger = createLogger()): P
       log.info({ event: 'stopping', signal }, `received ${signal}; finishing requests in flight`);
       await watcher?.close();
       await manager.stop(config.shutdownGrace);
+      await Promise.all(retiredSenders);
       await sender.close();
       lock.release();
       log.info({ event: 'stopped' }, 'stopped');
@@ -43,7 +50,33 @@ export async function runDaemon(config: Config, log: Logger = createLogger()): P
     return stopping;
   };
 
+  const retiredSenders: Promise<void>[] = [];
+  // SIGHUP: settle the configuration again and apply it to what comes next;
+  // requests in flight finish on the connections they have.
+  const reload = (): void => {
+    let next: Config;
+    try {
+      next = load();
+    } catch (err) {
+      log.error({ event: 'config-reload-failed', error: (err as Error).message }, `configuration not reloaded: ${(err as Error).message}`);
+      return;
+    }
+    const changed = Object.fromEntries(RELOADABLE.filter((k) => next[k] !== config[k]).map((k) => [k, next[k]]));
+    const fixed = (Object.keys(next) as (keyof Config)[]).filter((k) => !RELOADABLE.includes(k) && next[k] !== config[k]);
+    if (fixed.length > 0) log.warn({ event: 'config-reload-ignored', settings: fixed }, `${fixed.join(', ')} change only on restart`);
+    const applied: Config = { ...config, ...changed };
+    if (applied.perDestination !== config.perDestination || applied.timeout !== config.timeout) {
+      retiredSenders.push(sender.retire());
+      sender = new Sender({ perDestination: applied.perDestination, timeout: applied.timeout });
+    }
+    config = applied;
+    log.level = config.logLevel;
+    manager.reconfigure(config, sender);
+    log.info({ event: 'config-reloaded', changed }, 'configuration reloaded');
+  };
+
   return new Promise<number>((resolve, reject) => {
+    process.on('SIGHUP', reload);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.on(signal, () => void stop(signal).then(resolve, reject));
     }

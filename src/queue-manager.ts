@@ -50,6 +50,8 @@ export class QueueManager {
   private readonly inFlight = new Set<Promise<void>>();
   /** Moves that failed (disk full, permissions): retried on every tick. */
   private readonly stranded = new Map<string, () => void>();
+  /** Senders with requests in flight (an old one lingers after a reload). */
+  private readonly senders = new Set<Sender>();
 
   private incomingDirty = true;
   private dueDirty = true;
@@ -63,10 +65,18 @@ export class QueueManager {
 
   constructor(
     private readonly spool: Spool,
-    private readonly config: Config,
-    private readonly sender: Sender,
+    private config: Config,
+    private sender: Sender,
     private readonly log: Logger,
   ) {}
+
+  /** New settings and sender for what comes next; work in flight is left alone. */
+  reconfigure(config: Config, sender: Sender): void {
+    this.config = config;
+    this.sender = sender;
+    this.pump();
+    this.scheduleFill();
+  }
 
   private get maxHeld(): number {
     return this.config.concurrency * 2;
@@ -291,9 +301,11 @@ export class QueueManager {
   private async deliver(job: Job): Promise<void> {
     const { claimed, message, policy } = job;
     const { entry } = claimed;
+    const sender = this.sender;
+    this.senders.add(sender);
     let result: AttemptResult;
     try {
-      result = await this.sender.send(message, { id: entry.id, timeout: policy.timeout });
+      result = await sender.send(message, { id: entry.id, timeout: policy.timeout });
     } catch (err) {
       result = { kind: 'error', code: 'ERROR', message: String(err), elapsed: 0 };
     }
@@ -393,7 +405,7 @@ export class QueueManager {
     }
     if (this.inFlight.size > 0) {
       this.log.warn({ event: 'cut-off', inFlight: this.inFlight.size }, 'grace period over; cutting requests in flight, they will be retried');
-      await this.sender.close();
+      await this.cutOff();
       await Promise.allSettled([...this.inFlight]);
     }
     for (const [, retry] of this.stranded) {
@@ -403,6 +415,10 @@ export class QueueManager {
         /* left in active/: recovered at the next start */
       }
     }
+  }
+
+  private async cutOff(): Promise<void> {
+    await Promise.all([...this.senders].map((s) => s.close()));
   }
 
   /** For the start-up log and tests of boundedness. */

@@ -94,7 +94,13 @@ export class Sender {
     }
   }
 
+  /** Cuts every request in flight (they fail with UND_ERR_DESTROYED and are deferred). */
   async close(): Promise<void> {
     await this.agent.destroy();
+  }
+
+  /** Takes no new requests; those in flight finish, then connections close. */
+  async retire(): Promise<void> {
+    await this.agent.close();
   }
 }

@@ -7,11 +7,34 @@
  */
 import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { describe, flush, LIST_ORDER, openSpool, readMessageFile, requeue, walkQueue, type ActionResult, type Listed } from '../control.js';
+import {
+  describe,
+  Destinations,
+  flush,
+  hold,
+  LIST_ORDER,
+  locate,
+  openSpool,
+  readMessageFile,
+  readReason,
+  redactHeaders,
+  release,
+  remove,
+  requeue,
+  stats,
+  walkQueue,
+  type ActionResult,
+  type Located,
+} from '../control.js';
 import { isQueue, QUEUES, SpoolError, type Queue } from '../layout.js';
 import { formatRelative } from '../units.js';
 
 class UsageError extends Error {}
+class NotFoundError extends Error {
+  constructor(id: string) {
+    super(`${id}: not found`);
+  }
+}
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -64,33 +87,89 @@ function makeProgram(): Command {
     .addOption(spoolOption())
     .option('--queue <queue>', `only this queue (${QUEUES.join(', ')})`, parseQueue)
     .option('--limit <n>', 'at most n messages', parseLimit)
-    .option('--json', 'a JSON array, for scripts')
-    .addHelpText('after', '\nExamples:\n  spoolctl list --queue deferred --limit 20\n  spoolctl list --json | jq \'.[] | select(.queue == "bounced")\'')
+    .option('--json', 'a JSON array of { id, queue, attempts, nextAttemptAt, url, lastError, arrivedAt }')
+    .addHelpText('after', '\nRows come queue by queue (active, incoming, deferred by next attempt, hold, bounced)\nand print as they are found, so the first page of a large queue shows at once.\n\nExamples:\n  spoolctl list --queue deferred --limit 20\n  spoolctl list --json | jq \'.[] | select(.queue == "bounced") | .id\'')
     .action((opts: { spool?: string; queue?: Queue; limit?: number; json?: boolean }) => {
       const spool = openSpool(spoolDir(opts));
-      const rows: Listed[] = [];
       const limit = opts.limit ?? Infinity;
+      const now = Date.now();
+      const destinations = new Destinations();
+      const page: string[][] = [];
+      let widths: number[] | null = null;
+      let shown = 0;
+      let first = true;
+      const header = ['ID', 'QUEUE', 'ATTEMPTS', 'NEXT', 'DESTINATION', 'AGE', 'LAST ERROR'];
+      const flushPage = () => {
+        if (opts.json || page.length === 0) return;
+        widths ??= header.map((h, i) => Math.max(h.length, ...page.map((r) => r[i]!.length)));
+        out(page.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths![i]!))).join('  ')).join('\n'));
+        page.length = 0;
+      };
+      if (opts.json) process.stdout.write('[');
+      else page.push(header);
       outer: for (const queue of opts.queue ? [opts.queue] : LIST_ORDER) {
         for (const m of walkQueue(spool, queue)) {
-          if (rows.length >= limit) break outer;
-          rows.push(describe(m, readMessageFile(m.path)));
-        }
-      }
-      if (opts.json) return out(JSON.stringify(rows));
-      const now = Date.now();
-      out(
-        table(
-          rows.map((r) => [
+          if (shown >= limit) break outer;
+          shown++;
+          if (opts.json) {
+            process.stdout.write((first ? '' : ',\n') + JSON.stringify(describe(m, readMessageFile(m.path))));
+            first = false;
+            continue;
+          }
+          const r = describe(m, null);
+          page.push([
             r.id,
             r.queue,
             String(r.attempts),
             r.nextAttemptAt === null ? '-' : r.nextAttemptAt <= now ? 'due' : formatRelative(r.nextAttemptAt - now),
-            r.url ? safeOrigin(r.url) : '-',
+            destinations.of(m),
             r.arrivedAt === null ? '-' : formatRelative(r.arrivedAt - now).replace(' ago', ''),
             r.lastError ?? '-',
-          ]),
-          ['ID', 'QUEUE', 'ATTEMPTS', 'NEXT', 'DESTINATION', 'AGE', 'LAST ERROR'],
-        ),
+          ]);
+          if (page.length >= 100) flushPage();
+        }
+      }
+      if (opts.json) process.stdout.write(']\n');
+      else if (shown === 0) out('no messages');
+      else flushPage();
+    });
+
+  program
+    .command('show')
+    .description('show one message: its request, queue, attempts, next attempt and last error')
+    .argument('<id>', 'message id')
+    .addOption(spoolOption())
+    .option('--reveal', 'show credential headers (Authorization, Cookie, tokens, keys) instead of [redacted]')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExamples:\n  spoolctl show order-42.paid\n  spoolctl show order-42.paid --json --reveal')
+    .action((id: string, opts: { spool?: string; reveal?: boolean; json?: boolean }) => {
+      const spool = openSpool(spoolDir(opts));
+      const found = locate(spool, id);
+      if (found.length === 0) throw new NotFoundError(id);
+      const shown = found.map((m) => {
+        const raw = readMessageFile(m.path);
+        const message = raw && !opts.reveal ? redactHeaders(raw) : raw;
+        const reason = readReason(spool, m);
+        return { ...describe(m, raw), file: m.path, ...(reason && { reason: reason.reason }), message };
+      });
+      if (opts.json) return out(JSON.stringify(shown.length === 1 ? shown[0] : shown, null, 2));
+      const now = Date.now();
+      out(
+        shown
+          .map((s) =>
+            [
+              `id:            ${s.id}`,
+              `queue:         ${s.queue}`,
+              `attempts:      ${s.attempts}`,
+              ...(s.nextAttemptAt !== null ? [`next attempt:  ${new Date(s.nextAttemptAt).toISOString()} (${formatRelative(s.nextAttemptAt - now)})`] : []),
+              ...(s.arrivedAt !== null ? [`arrived:       ${new Date(s.arrivedAt).toISOString()} (${formatRelative(s.arrivedAt - now)})`] : []),
+              `last error:    ${s.lastError ?? '-'}`,
+              ...('reason' in s ? [`reason:        ${String(s.reason)}`] : []),
+              `file:          ${s.file}`,
+              `message:       ${s.message ? JSON.stringify(s.message, null, 2).replace(/\n/g, '\n               ') : '(not readable as a message)'}`,
+            ].join('\n'),
+          )
+          .join('\n\n'),
       );
     });
 
@@ -121,7 +200,97 @@ function makeProgram(): Command {
       if (opts.queue && !opts.all) throw new UsageError('--queue goes with --all');
       if (opts.queue && !['bounced', 'deferred', 'hold'].includes(opts.queue)) throw new UsageError('requeue --queue takes bounced, deferred or hold');
       const spool = openSpool(spoolDir(opts));
-      reportAction('requeued', requeue(spool, opts.all ? 'all' : ids, opts.queue ? [opts.queue] : ['bounced', 'deferred']), Boolean(opts.json));
+      const queues: Queue[] = opts.queue ? [opts.queue] : opts.all ? ['bounced', 'deferred'] : ['bounced', 'deferred', 'hold'];
+      reportAction('requeued', requeue(spool, opts.all ? 'all' : ids, queues), Boolean(opts.json));
+    });
+
+  program
+    .command('hold')
+    .description('set messages aside in hold/, where the daemon never touches them (attempts kept)')
+    .argument('<ids...>', 'message ids (from incoming or deferred)')
+    .addOption(spoolOption())
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  spoolctl hold order-42.paid\n  spoolctl release order-42.paid')
+    .action((ids: string[], opts: { spool?: string; json?: boolean }) => {
+      reportAction('held', hold(openSpool(spoolDir(opts)), ids), Boolean(opts.json));
+    });
+
+  program
+    .command('release')
+    .description('let held messages go: due now, attempts kept')
+    .argument('[ids...]', 'message ids')
+    .addOption(spoolOption())
+    .option('--all', 'every held message')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  spoolctl release order-42.paid\n  spoolctl release --all')
+    .action((ids: string[], opts: { spool?: string; all?: boolean; json?: boolean }) => {
+      if (opts.all === (ids.length > 0)) throw new UsageError('give ids or --all');
+      reportAction('released', release(openSpool(spoolDir(opts)), opts.all ? 'all' : ids), Boolean(opts.json));
+    });
+
+  program
+    .command('delete')
+    .description('remove messages for good (asks first on a terminal, unless --yes)')
+    .argument('[ids...]', 'message ids')
+    .addOption(spoolOption())
+    .option('--all', 'every message of the queue given by --queue')
+    .option('--queue <queue>', 'with ids: only this queue; with --all: the queue to empty', parseQueue)
+    .option('-y, --yes', 'do not ask')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nMessages being delivered (active/) are never deleted.\n\nExamples:\n  spoolctl delete order-42.paid --yes\n  spoolctl delete --all --queue bounced')
+    .action(async (ids: string[], opts: { spool?: string; all?: boolean; queue?: Queue; yes?: boolean; json?: boolean }) => {
+      if (opts.all && ids.length > 0) throw new UsageError('give ids or --all, not both');
+      if (!opts.all && ids.length === 0) throw new UsageError('give at least one id, or --all --queue Q');
+      if (opts.all && !opts.queue) throw new UsageError('--all needs --queue: say which queue to empty');
+      const spool = openSpool(spoolDir(opts));
+      const queues = opts.queue ? [opts.queue] : LIST_ORDER;
+      const missing: string[] = [];
+      const targets: Located[] = opts.all
+        ? [...walkQueue(spool, opts.queue!)]
+        : ids.flatMap((id) => {
+            const found = locate(spool, id, queues);
+            if (found.length === 0) missing.push(id);
+            return found;
+          });
+      if (targets.length > 0 && !opts.yes) {
+        if (!process.stdin.isTTY) throw new UsageError('not on a terminal: add --yes to delete without asking');
+        const { createInterface } = await import('node:readline/promises');
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        const answer = await rl.question(`Delete ${targets.length} message${targets.length === 1 ? '' : 's'} for good? [y/N] `);
+        rl.close();
+        if (!/^y(es)?$/i.test(answer.trim())) {
+          process.stderr.write('nothing deleted\n');
+          return;
+        }
+      }
+      const r = remove(spool, targets);
+      r.missing.push(...missing);
+      reportAction('deleted', r, Boolean(opts.json));
+    });
+
+  program
+    .command('stats')
+    .description('messages per queue, and deferred/bounced messages by destination and age (like qshape)')
+    .addOption(spoolOption())
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nAge counts from the first delivery attempt. A row whose counts sit in the\nright-hand columns is a destination that has been failing for that long.\n\nExample:\n  spoolctl stats')
+    .action((opts: { spool?: string; json?: boolean }) => {
+      const st = stats(openSpool(spoolDir(opts)));
+      if (opts.json) return out(JSON.stringify(st, null, 2));
+      const lines = [table([LIST_ORDER.map((q) => String(st.counts[q]))], [...LIST_ORDER])];
+      for (const shape of st.shapes) {
+        if (shape.rows.length === 0) continue;
+        const total = shape.buckets.map((_, i) => shape.rows.reduce((a, r) => a + r.counts[i]!, 0));
+        lines.push(
+          '',
+          `${shape.queue} by destination and age:`,
+          table(
+            [['TOTAL', String(shape.rows.reduce((a, r) => a + r.total, 0)), ...total.map(String)], ...shape.rows.map((r) => [r.destination, String(r.total), ...r.counts.map(String)])],
+            ['DESTINATION', 'T', ...shape.buckets],
+          ),
+        );
+      }
+      out(lines.join('\n'));
     });
 
   program
@@ -181,6 +350,9 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
+    } else if (err instanceof NotFoundError) {
+      process.stderr.write(`spoolctl: ${err.message}\n`);
+      process.exitCode = 1;
     } else if (err instanceof UsageError) {
       process.stderr.write(`spoolctl: ${err.message}\n`);
       process.exitCode = 2;

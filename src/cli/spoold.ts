@@ -3,7 +3,9 @@
  * terminal) supervises it.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, DEFAULTS, SETTINGS, resolveConfig, type Config } from '../config.js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, DEFAULTS, readConfigFile, resolveConfig, SETTINGS, type Config } from '../config.js';
 import { SpoolError } from '../layout.js';
 
 function defaultText(key: keyof Config): string {
@@ -33,15 +35,49 @@ Examples:
   spoold start --spool /var/spool/spoold
   SPOOL_DIR=./spool spoold start --concurrency 128 --max-age 2d`,
     )
-    .action(async (opts: Partial<Record<keyof Config, string>>) => {
-      const config = resolveConfig(opts);
+    .option('--config <file>', 'JSON file of settings, re-read on SIGHUP (env SPOOLD_CONFIG)')
+    .action(async (opts: Partial<Record<keyof Config, string>> & { config?: string }) => {
+      const file = opts.config ?? process.env.SPOOLD_CONFIG;
+      const { config: _file, ...flags } = opts;
+      const load = () => resolveConfig(flags, process.env, file ? { path: file, values: readConfigFile(file) } : null);
+      load(); // bad settings stop here, before the spool is touched
       const { runDaemon } = await import('../daemon.js');
-      process.exitCode = await runDaemon(config);
+      process.exitCode = await runDaemon(load);
     });
   for (const s of SETTINGS) {
-    const arg = s.kind === 'path' ? 'dir' : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : 'duration';
+    const arg = s.kind === 'path' ? 'dir' : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : s.kind === 'choice' ? s.choices!.join('|') : 'duration';
     start.addOption(new Option(`--${s.flag} <${arg}>`, `${s.help} (default ${defaultText(s.key)}; env ${s.env})`));
   }
+
+  program
+    .command('unit')
+    .description('print a systemd unit for this installation and a spool')
+    .option('--spool <dir>', 'the spool the service runs on', '/var/spool/spoold')
+    .option('--user <user>', 'the user the service runs as', 'spoold')
+    .option('--config <file>', 'a config file to pass to spoold start (re-read on reload)')
+    .option('--name <name>', 'a name for this instance, in the description and the log identifier', 'spoold')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  spoold unit --spool /var/spool/spoold > /etc/systemd/system/spoold.service
+  spoold unit --spool /var/spool/hooks-b --name spoold-b > /etc/systemd/system/spoold-b.service`,
+    )
+    .action(async (opts: { spool: string; user: string; config?: string; name: string }) => {
+      const { renderUnit } = await import('../unit.js');
+      const executable = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/spoold');
+      process.stdout.write(
+        renderUnit({
+          node: process.execPath,
+          executable,
+          spool: path.resolve(opts.spool),
+          user: opts.user,
+          name: opts.name,
+          config: opts.config ? path.resolve(opts.config) : undefined,
+          shutdownGrace: DEFAULTS.shutdownGrace,
+        }),
+      );
+    });
   return program;
 }
 
@@ -53,7 +89,7 @@ async function main(): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof RangeError) {
       process.stderr.write(`spoold: ${err.message}\n`);
       process.exitCode = 2;
       return;

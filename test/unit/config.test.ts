@@ -38,7 +38,7 @@ describe('configuration', () => {
   it('refuses bad values, naming where they came from', () => {
     assert.throws(() => resolveConfig({ concurrency: '0' }, {}), (e: Error) => e instanceof ConfigError && /--concurrency/.test(e.message));
     assert.throws(() => resolveConfig({}, { SPOOLD_TIMEOUT: 'forever' }), /SPOOLD_TIMEOUT/);
-    assert.throws(() => resolveConfig({ minBackoff: '2h', maxBackoff: '1h' }, {}), /above --max-backoff/);
+    assert.throws(() => resolveConfig({ minBackoff: '2h', maxBackoff: '1h' }, {}), /above max-backoff/);
     assert.throws(() => resolveConfig({ spool: '' }, {}), /must not be empty/);
   });
 
