@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
-import { Spool, type Queue } from './layout.js';
+import { Spool, streamDir, type Queue } from './layout.js';
 import { bucketOf, describeErrorToken, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
 
 export interface Located {
@@ -18,21 +18,6 @@ export interface Located {
   path: string;
   /** Parsed name; null in incoming/, where names are just `<id>.json`. */
   entry: Entry | null;
-}
-
-function* streamDir(dir: string): Generator<fs.Dirent> {
-  let handle: fs.Dir;
-  try {
-    handle = fs.opendirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    for (let d = handle.readSync(); d !== null; d = handle.readSync()) yield d;
-  } finally {
-    handle.closeSync();
-  }
 }
 
 /** The messages of one queue, from names alone (deferred/ in bucket order). */

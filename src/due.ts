@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Spool } from './layout.js';
+import { streamDir, type Spool } from './layout.js';
 import { BUCKET_MS, bucketOf, parseBucketName, parseEntry, type Entry } from './names.js';
 
 export interface DueEntry {
@@ -67,35 +67,25 @@ export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entr
     }
     const dir = spool.bucketDir(start);
     let seen = 0;
-    let handle: fs.Dir;
-    try {
-      handle = fs.opendirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
-    }
-    try {
-      for (let d = handle.readSync(); d !== null; d = handle.readSync()) {
-        seen++;
-        const entry = parseEntry(d.name);
-        if (!entry || !d.isFile()) continue;
-        if (entry.time > now) {
-          if (bucketOf(entry.time) !== start) rehome(spool, path.join(dir, d.name), entry);
-          later(entry.time);
-          continue;
-        }
-        if (skip(entry)) {
-          result.skipped = true;
-          continue;
-        }
-        if (result.due.length >= limit) {
-          result.more = true;
-          break;
-        }
-        result.due.push({ entry, path: path.join(dir, d.name) });
+    for (const d of streamDir(dir)) {
+      seen++;
+      const entry = parseEntry(d.name);
+      if (!entry || !d.isFile()) continue;
+      if (entry.time > now) {
+        if (bucketOf(entry.time) !== start) rehome(spool, path.join(dir, d.name), entry);
+        later(entry.time);
+        continue;
       }
-    } finally {
-      handle.closeSync();
+      if (result.due.length >= limit) {
+        result.more = true;
+        break;
+      }
+      // Asked only of entries that would be taken, so `skip` may count what it lets through.
+      if (skip(entry)) {
+        result.skipped = true;
+        continue;
+      }
+      result.due.push({ entry, path: path.join(dir, d.name) });
     }
     if (seen === 0 && start + BUCKET_MS <= now) {
       try {

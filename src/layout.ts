@@ -24,6 +24,25 @@ export function isQueue(name: string): name is Queue {
   return (QUEUES as readonly string[]).includes(name);
 }
 
+/**
+ * The entries of a directory one at a time (memory stays flat whatever its
+ * size); a directory that is gone yields nothing. Closed on break too.
+ */
+export function* streamDir(dir: string): Generator<fs.Dirent> {
+  let handle: fs.Dir;
+  try {
+    handle = fs.opendirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    for (let d = handle.readSync(); d !== null; d = handle.readSync()) yield d;
+  } finally {
+    handle.closeSync();
+  }
+}
+
 export class SpoolError extends Error {
   constructor(
     message: string,
@@ -48,11 +67,6 @@ export class Spool {
   /** Path of a file directly in a queue (deferred/ files live in buckets: use deferredPath). */
   path(folder: Folder, name: string): string {
     return path.join(this.root, folder, name);
-  }
-
-  /** A directory stream over a queue: names one at a time, whatever the queue's size. */
-  openQueueStream(folder: Folder): fs.Dir {
-    return fs.opendirSync(this.dir(folder));
   }
 
   bucketDir(bucketStart: number): string {

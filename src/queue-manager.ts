@@ -17,11 +17,11 @@ import { claimDeferred, claimIncoming, type Claimed } from './claim.js';
 import { classify, type AttemptResult, type Decision } from './classify.js';
 import type { Config, DeliveryPolicy } from './config.js';
 import { scanDue } from './due.js';
-import type { Spool } from './layout.js';
+import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import type { Message } from './message.js';
 import { describeErrorToken, destinationTag, parseIncomingName, type Entry } from './names.js';
-import { readMessage } from './read.js';
+import { readMessage, SETTLE_MS } from './read.js';
 import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
 
@@ -164,23 +164,18 @@ export class QueueManager {
     this.guard('incoming scan', () => {
       this.lastIncomingScan = Date.now();
       let exhausted = true;
-      const fs = this.spool.openQueueStream('incoming');
-      try {
-        for (let d = fs.readSync(); d !== null; d = fs.readSync()) {
-          const id = parseIncomingName(d.name);
-          if (!id || this.heldIds.has(id)) continue;
-          if (claimedCount >= limit) {
-            exhausted = false;
-            break;
-          }
-          const claimed = claimIncoming(this.spool, id, Date.now());
-          if (claimed) {
-            claimedCount++;
-            this.run(claimed);
-          }
+      for (const d of streamDir(this.spool.dir('incoming'))) {
+        const id = parseIncomingName(d.name);
+        if (!id || this.heldIds.has(id)) continue;
+        if (claimedCount >= limit) {
+          exhausted = false;
+          break;
         }
-      } finally {
-        fs.closeSync();
+        const claimed = claimIncoming(this.spool, id, Date.now());
+        if (claimed) {
+          claimedCount++;
+          this.run(claimed);
+        }
       }
       this.incomingDirty = !exhausted;
     });
@@ -226,6 +221,15 @@ export class QueueManager {
     this.heldIds.add(entry.id);
     const read = readMessage(claimed.path, this.config.maxSize);
     if (read.kind === 'gone') {
+      this.release(entry.id);
+      return;
+    }
+    if (read.kind === 'incomplete') {
+      // Looked at again once the writer has had time to finish; no attempt spent.
+      const later: Entry = { ...entry, time: Date.now() + SETTLE_MS, attempts: entry.attempts - 1, lastError: 'INCOMPLETE' };
+      this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, later));
+      this.wakeAt(later.time);
+      this.log.info({ event: 'not-settled', id: entry.id, queue: 'deferred', reason: read.reason }, `${read.reason}, and written to just now: reading again later`);
       this.release(entry.id);
       return;
     }

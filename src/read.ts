@@ -12,8 +12,16 @@ import { validateMessage, type Message } from './message.js';
 export type ReadResult =
   | { kind: 'message'; message: Message }
   | { kind: 'invalid'; reason: string }
+  /**
+   * Not parseable, but written to within SETTLE_MS: a producer may still be
+   * writing into the file (not by rename, as it should). Read again later;
+   * a truncated body is never sent.
+   */
+  | { kind: 'incomplete'; reason: string }
   /** The file vanished between claim and read (an operator deleted it). */
   | { kind: 'gone' };
+
+export const SETTLE_MS = 2000;
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -27,7 +35,7 @@ function describeType(st: fs.Stats): string {
   return 'not a regular file';
 }
 
-export function readMessage(file: string, maxSize: number): ReadResult {
+export function readMessage(file: string, maxSize: number, now: number = Date.now()): ReadResult {
   let fd: number;
   try {
     fd = fs.openSync(file, OPEN_FLAGS);
@@ -41,7 +49,11 @@ export function readMessage(file: string, maxSize: number): ReadResult {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) return { kind: 'invalid', reason: `${describeType(st)}: not a regular file` };
+    // A second name means the content lives on elsewhere too (a hard link to a
+    // file outside the spool): never read. Producers rename; they do not link.
+    if (st.nlink > 1) return { kind: 'invalid', reason: `has ${st.nlink} hard links: not read` };
     if (st.size > maxSize) return { kind: 'invalid', reason: `${st.size} bytes: over the size limit of ${maxSize}` };
+    const unsettled = now - st.mtimeMs < SETTLE_MS;
     // Read to end of file, not to st.size: a file that grew after fstat is
     // caught by the size limit instead of being sent truncated.
     let buf = Buffer.allocUnsafe(Math.min(maxSize + 1, st.size + 4096));
@@ -62,14 +74,15 @@ export function readMessage(file: string, maxSize: number): ReadResult {
     try {
       text = utf8.decode(buf.subarray(0, length));
     } catch {
-      return { kind: 'invalid', reason: 'not valid UTF-8' };
+      return unsettled ? { kind: 'incomplete', reason: 'not valid UTF-8 yet' } : { kind: 'invalid', reason: 'not valid UTF-8' };
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       // The parser's own message quotes the input, which may be a secret.
-      return { kind: 'invalid', reason: length === 0 ? 'empty file' : 'not valid JSON' };
+      const reason = length === 0 ? 'empty file' : 'not valid JSON';
+      return unsettled ? { kind: 'incomplete', reason } : { kind: 'invalid', reason };
     }
     const v = validateMessage(parsed);
     return v.ok ? { kind: 'message', message: v.message } : { kind: 'invalid', reason: v.reason };

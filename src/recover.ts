@@ -6,7 +6,7 @@
  * drops the repeat by its Idempotency-Key.
  */
 import fs from 'node:fs';
-import type { Spool } from './layout.js';
+import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import { parseEntry, parseIncomingName, type Entry } from './names.js';
 import { moveToDeferred } from './settle.js';
@@ -37,12 +37,7 @@ export function recoverActive(spool: Spool, now: number, log: Logger): number {
 export function countQueues(spool: Spool): Record<string, number> {
   const count = (dir: string, accept: (name: string) => boolean): number => {
     let n = 0;
-    const handle = fs.opendirSync(dir);
-    try {
-      for (let d = handle.readSync(); d !== null; d = handle.readSync()) if (accept(d.name)) n++;
-    } finally {
-      handle.closeSync();
-    }
+    for (const d of streamDir(dir)) if (accept(d.name)) n++;
     return n;
   };
   let deferred = 0;

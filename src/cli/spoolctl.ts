@@ -345,6 +345,11 @@ function safeOrigin(url: string): string {
 }
 
 async function main(): Promise<void> {
+  // `spoolctl list | head`: the reader left; stop quietly, as Unix tools do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   try {
     await makeProgram().parseAsync(process.argv);
   } catch (err) {

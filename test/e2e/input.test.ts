@@ -105,10 +105,31 @@ describe('bad input', () => {
     assert.equal(sink.received.filter((r) => r.url === '/foreign').length, 0);
   });
 
+  it('never reads a hard link to a file outside the spool', async () => {
+    fs.linkSync(secretFile, path.join(spool, 'incoming', 'hardlink.json'));
+    await daemon.waitEvent('bounced', 'hardlink');
+    assert.match(reasonOf('hardlink'), /2 hard links/);
+    assert.equal(sink.received.filter((r) => r.body.includes(SECRET)).length, 0);
+  });
+
+  it('waits for a file written slowly in place, and never sends it truncated', async () => {
+    const file = path.join(spool, 'incoming', 'slow-writer.json');
+    const fd = fs.openSync(file, 'w');
+    fs.writeSync(fd, `{"url": "${sink.url}/slow-writer", "body": "first half `);
+    await daemon.waitEvent('not-settled', 'slow-writer');
+    await new Promise((r) => setTimeout(r, 700));
+    fs.writeSync(fd, 'and second half"}');
+    fs.closeSync(fd);
+    await daemon.waitEvent('delivered', 'slow-writer', 10_000);
+    const sent = sink.byId('slow-writer');
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]!.body, 'first half and second half');
+  });
+
   it('keeps nothing in active/ and loses nothing: every message is delivered or bounced', async () => {
     await waitFor('active/ empty', () => idsIn(spool, 'active').length === 0);
     const bounced = idsIn(spool, 'bounced');
     for (const [id] of cases) assert.ok(bounced.includes(id), id);
-    for (const id of ['too-big', 'link', 'dir', 'fifo']) assert.ok(bounced.includes(id), id);
+    for (const id of ['too-big', 'link', 'dir', 'fifo', 'hardlink']) assert.ok(bounced.includes(id), id);
   });
 });

@@ -98,7 +98,7 @@ describe('spoolctl', () => {
       assert.equal(limited.length, 2);
       const table = spoolctl(['list', '--queue', 'deferred', '--spool', spool]).stdout;
       assert.match(table, /^ID\s+QUEUE\s+ATTEMPTS\s+NEXT\s+DESTINATION\s+AGE\s+LAST ERROR$/m);
-      assert.match(table, /o-1\s+deferred\s+1\s+in \d+m\s+localhost:\d+\s+\d+m?s\s+HTTP 503/);
+      assert.match(table, /o-1\s+deferred\s+1\s+in \d+[mh]\s+localhost:\d+\s+\d+m?s\s+HTTP 503/);
 
       const st = JSON.parse(spoolctl(['stats', '--json', '--spool', spool]).stdout);
       assert.deepEqual(st.counts, { active: 0, incoming: 0, deferred: 4, hold: 0, bounced: 1 });

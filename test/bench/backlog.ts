@@ -1,0 +1,196 @@
+/**
+ * Backlog benchmark: how spoolctl and spoold behave with a large deferred
+ * queue. Not part of `npm test` (figures, not assertions).
+ *
+ *   npm run bench:backlog -- [--count 100000] [--daemon-count 1000000] [--dir /dev/shm] [--write-readme]
+ *
+ * 1. Generates `--count` deferred messages (not due for an hour, over 5
+ *    destinations) and times, as a user would see them (Node's start included):
+ *    the first page of `spoolctl list`, `list --limit 100`, `list --json`,
+ *    and `stats`.
+ * 2. Grows the queue to `--daemon-count` and starts the daemon on it: time to
+ *    its first scan, resident memory and CPU while idle, and delivery of fresh
+ *    messages dropped meanwhile (they must not wait behind the backlog).
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatEntry, destinationTag, bucketOf } from '../../src/names.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');
+const SPOOLD = path.join(ROOT, 'bin/spoold');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+const COUNT = Number(arg('count', '100000'));
+const DAEMON_COUNT = Number(arg('daemon-count', '1000000'));
+const DIR = arg('dir', os.tmpdir());
+const WRITE = process.argv.includes('--write-readme');
+
+const ORIGINS = ['https://hooks.alpha.example', 'https://api.beta.example', 'https://gamma.example:8443', 'http://delta.example', 'https://epsilon.example'];
+
+function generate(spool: string, from: number, to: number, now: number): void {
+  const made = new Set<string>();
+  for (let i = from; i < to; i++) {
+    const origin = ORIGINS[i % ORIGINS.length]!;
+    const next = now + 3_600_000 + (i % 3_600) * 1000; // due in 1 to 2 hours
+    const entry = { id: `bench-${i}`, time: next, attempts: 1 + (i % 7), arrival: now - (i % 400) * 60_000, destination: destinationTag(origin), lastError: i % 3 ? '503' : 'ECONNREFUSED' };
+    const dir = path.join(spool, 'deferred', String(bucketOf(next)));
+    if (!made.has(dir)) {
+      fs.mkdirSync(dir, { recursive: true });
+      made.add(dir);
+    }
+    fs.writeFileSync(path.join(dir, formatEntry(entry)), JSON.stringify({ url: `${origin}/hook/${i}`, headers: { 'X-Event': 'bench' }, body: { n: i, pad: 'x'.repeat(120) } }));
+  }
+}
+
+function timeIt(label: string, args: string[], firstBytes = 0): { label: string; ms: number; note: string } {
+  const runs: number[] = [];
+  let note = '';
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    if (firstBytes > 0) {
+      // Time to the first page on screen: until `firstBytes` lines are out.
+      const out = execFileSync('sh', ['-c', `node ${SPOOLCTL} ${args.join(' ')} | head -n ${firstBytes} | wc -l`], { encoding: 'utf8' });
+      note = `${out.trim()} lines`;
+    } else {
+      const r2 = spawnSync(process.execPath, [SPOOLCTL, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+      if (r2.status !== 0) throw new Error(`${label}: ${r2.stderr}`);
+      note = `${r2.stdout.length.toLocaleString('en')} bytes out`;
+    }
+    runs.push(performance.now() - t0);
+  }
+  runs.sort((a, b) => a - b);
+  return { label, ms: Math.round(runs[1]!), note };
+}
+
+async function daemonRun(spool: string): Promise<Record<string, string>> {
+  let delivered = 0;
+  const latencies: number[] = [];
+  const sent = new Map<string, number>();
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const id = String(req.headers['idempotency-key']);
+      const t = sent.get(id);
+      if (t !== undefined) latencies.push(Date.now() - t);
+      delivered++;
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fresh`;
+
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout.resume();
+  // Ready when a message dropped now is delivered.
+  const probe = () => {
+    const id = `probe-${Date.now()}`;
+    fs.writeFileSync(path.join(spool, 'tmp', `${id}.json`), JSON.stringify({ url }));
+    fs.renameSync(path.join(spool, 'tmp', `${id}.json`), path.join(spool, 'incoming', `${id}.json`));
+  };
+  probe();
+  while (delivered === 0) await new Promise((r) => setTimeout(r, 20));
+  const startup = performance.now() - t0;
+
+  const stat = () => {
+    const s = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const ticks = Number(s[11]) + Number(s[12]);
+    const rss = Number(fs.readFileSync(`/proc/${child.pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+    return { ticks, rss };
+  };
+  const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  const idleSeconds = 20;
+  const before = stat();
+  let peakRss = before.rss;
+  // 5 fresh messages per second while idle: they must not wait behind the backlog.
+  for (let i = 0; i < idleSeconds * 5; i++) {
+    const id = `fresh-${i}`;
+    sent.set(id, Date.now());
+    fs.writeFileSync(path.join(spool, 'tmp', `${id}.json`), JSON.stringify({ url }));
+    fs.renameSync(path.join(spool, 'tmp', `${id}.json`), path.join(spool, 'incoming', `${id}.json`));
+    await new Promise((r) => setTimeout(r, 200));
+    peakRss = Math.max(peakRss, stat().rss);
+  }
+  const after = stat();
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  server.close();
+  latencies.sort((a, b) => a - b);
+  const cpu = ((after.ticks - before.ticks) / hz / idleSeconds) * 100;
+  return {
+    startup: `${Math.round(startup)} ms`,
+    rss: `${Math.round(peakRss / 1024 / 1024)} MB`,
+    cpu: `${cpu.toFixed(1)}% of one core`,
+    fresh: `${latencies.length} delivered, p50 ${latencies[Math.floor(latencies.length / 2)]} ms, max ${latencies.at(-1)} ms`,
+  };
+}
+
+async function main(): Promise<void> {
+  const base = fs.mkdtempSync(path.join(DIR, 'spoold-bench-'));
+  const spool = path.join(base, 'spool');
+  for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q), { recursive: true });
+  const fsType = execFileSync('stat', ['-f', '-c', '%T', base], { encoding: 'utf8' }).trim();
+  const now = Date.now();
+  console.error(`generating ${COUNT.toLocaleString('en')} deferred messages in ${base} (${fsType})`);
+  generate(spool, 0, COUNT, now);
+
+  const rows = [
+    timeIt('spoolctl list (first 100 rows on screen)', ['list', '--spool', spool], 101),
+    timeIt('spoolctl list --limit 100', ['list', '--limit', '100', '--spool', spool]),
+    timeIt('spoolctl list --json --limit 100', ['list', '--json', '--limit', '100', '--spool', spool]),
+    timeIt('spoolctl stats', ['stats', '--spool', spool]),
+    timeIt('spoolctl list --json (whole queue)', ['list', '--json', '--spool', spool]),
+  ];
+
+  let daemon: Record<string, string> | null = null;
+  if (DAEMON_COUNT > 0) {
+    console.error(`growing to ${DAEMON_COUNT.toLocaleString('en')} deferred messages`);
+    generate(spool, COUNT, DAEMON_COUNT, now);
+    daemon = await daemonRun(spool);
+  }
+  fs.rmSync(base, { recursive: true, force: true });
+
+  const cpu = os.cpus();
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu.length} × ${cpu[0]?.model.trim()}, Node ${process.version}, spool on ${fsType}; median of 3 runs, each including Node's start.`,
+    '',
+    `| ${COUNT.toLocaleString('en')} deferred messages | time | |`,
+    '|---|---:|---|',
+    ...rows.map((r) => `| ${r.label} | ${r.ms} ms | ${r.note} |`),
+  ];
+  if (daemon) {
+    lines.push(
+      '',
+      `| spoold on ${DAEMON_COUNT.toLocaleString('en')} deferred messages | |`,
+      '|---|---|',
+      `| start-up, to the first fresh message delivered | ${daemon.startup} |`,
+      `| peak resident memory (20 s, fresh traffic) | ${daemon.rss} |`,
+      `| CPU while the backlog waits | ${daemon.cpu} |`,
+      `| fresh messages meanwhile (5/s) | ${daemon.fresh} |`,
+    );
+  }
+  const table = lines.join('\n');
+  console.log(table);
+  if (WRITE) {
+    const readme = path.join(ROOT, 'README.md');
+    const text = fs.readFileSync(readme, 'utf8');
+    const start = '<!-- bench:backlog:start -->';
+    const end = '<!-- bench:backlog:end -->';
+    const i = text.indexOf(start);
+    const j = text.indexOf(end);
+    if (i < 0 || j < 0) throw new Error('README has no bench:backlog markers');
+    fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
+    console.error('README updated');
+  }
+}
+
+await main();
