@@ -12,6 +12,7 @@
  */
 import { parseRetryAfter, retryDelay } from './backoff.js';
 import type { DeliveryPolicy } from './config.js';
+import { BLOCKED_CODE } from './destinations.js';
 import { errorToken } from './names.js';
 
 export type AttemptResult =
@@ -25,8 +26,8 @@ export type Decision =
   | { outcome: 'deferred'; nextAttempt: number; delay: number; lastError: string; reason: string }
   | { outcome: 'bounced'; lastError: string; reason: string };
 
-/** Errors raised while building the request: sending it again cannot help. */
-const PERMANENT_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_URL', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR', 'ERR_HTTP_INVALID_HEADER_VALUE']);
+/** Errors raised while building the request, or a refused destination: sending it again cannot help. */
+const PERMANENT_ERRORS = new Set([BLOCKED_CODE, 'UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_URL', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR', 'ERR_HTTP_INVALID_HEADER_VALUE']);
 
 export type Verdict = 'success' | 'transient' | 'permanent';
 

@@ -31,6 +31,12 @@ export interface Config extends DeliveryPolicy {
   scanInterval: number;
   /** Time allowed for in-flight requests to finish on SIGTERM. */
   shutdownGrace: number;
+  /** Host patterns messages may go to; empty: any. */
+  allowDestinations: string[];
+  /** Host patterns messages may never go to. */
+  denyDestinations: string[];
+  /** Refuse loopback, private and link-local addresses, after DNS resolution. */
+  blockPrivate: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** json: one JSON object per line; pretty: for people; auto: pretty on a terminal. */
   logFormat: 'auto' | 'json' | 'pretty';
@@ -48,11 +54,14 @@ export const DEFAULTS = {
   maxSize: 1024 * 1024,
   scanInterval: 2_000,
   shutdownGrace: 8_000,
+  allowDestinations: [] as string[],
+  denyDestinations: [] as string[],
+  blockPrivate: false,
   logLevel: 'info',
   logFormat: 'auto',
 } satisfies Config;
 
-type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice';
+type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice' | 'list' | 'flag';
 interface Setting {
   key: keyof Config;
   flag: string;
@@ -77,18 +86,37 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxSize', flag: 'max-size', env: 'SPOOLD_MAX_SIZE', kind: 'size', min: 2, max: 1024 ** 3, help: 'largest message file accepted (bytes, or 512k, 1MiB)' },
   { key: 'scanInterval', flag: 'scan-interval', env: 'SPOOLD_SCAN_INTERVAL', kind: 'duration', min: 10, max: 3_600_000, help: 'safety-net rescan of incoming/ for missed file events' },
   { key: 'shutdownGrace', flag: 'shutdown-grace', env: 'SPOOLD_SHUTDOWN_GRACE', kind: 'duration', min: 0, max: 3_600_000, help: 'time in-flight requests get to finish on SIGTERM' },
+  { key: 'allowDestinations', flag: 'allow-destinations', env: 'SPOOLD_ALLOW_DESTINATIONS', kind: 'list', min: 0, max: 0, help: 'only these hosts, comma-separated: example.com, *.example.com, https://example.com:8443' },
+  { key: 'denyDestinations', flag: 'deny-destinations', env: 'SPOOLD_DENY_DESTINATIONS', kind: 'list', min: 0, max: 0, help: 'never these hosts (same patterns)' },
+  { key: 'blockPrivate', flag: 'block-private', env: 'SPOOLD_BLOCK_PRIVATE', kind: 'flag', min: 0, max: 0, help: 'refuse loopback, private and link-local addresses, checked after DNS resolution' },
   { key: 'logLevel', flag: 'log-level', env: 'SPOOLD_LOG_LEVEL', kind: 'choice', min: 0, max: 0, choices: ['debug', 'info', 'warn', 'error'], help: 'least severe log lines written' },
   { key: 'logFormat', flag: 'log-format', env: 'SPOOLD_LOG_FORMAT', kind: 'choice', min: 0, max: 0, choices: ['auto', 'json', 'pretty'], help: 'json lines, or pretty for people (auto: pretty on a terminal)' },
 ];
 
 /** Settings a SIGHUP can change; the rest need a restart. */
-export const RELOADABLE: readonly (keyof Config)[] = ['concurrency', 'perDestination', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace', 'logLevel'];
+export const RELOADABLE: readonly (keyof Config)[] = [
+  'concurrency', 'perDestination', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace',
+  'allowDestinations', 'denyDestinations', 'blockPrivate', 'logLevel',
+];
 
 export class ConfigError extends Error {
   readonly code = 'SPOOL_ERR_CONFIG';
 }
 
-function parseValue(s: Setting, raw: string | number, source: string): string | number {
+type Value = string | number | boolean | string[];
+
+function parseValue(s: Setting, raw: Value, source: string): Value {
+  if (s.kind === 'list') {
+    const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+    return items.map((x) => x.trim()).filter((x) => x !== '');
+  }
+  if (s.kind === 'flag') {
+    if (typeof raw === 'boolean') return raw;
+    if (/^(1|true|yes|on)$/i.test(String(raw))) return true;
+    if (/^(0|false|no|off)$/i.test(String(raw))) return false;
+    throw new ConfigError(`${source}: ${JSON.stringify(String(raw))} is not true or false`);
+  }
+  if (Array.isArray(raw) || typeof raw === 'boolean') throw new ConfigError(`${source}: expected a ${s.kind}, not ${JSON.stringify(raw)}`);
   if (s.kind === 'path') {
     if (String(raw).trim() === '') throw new ConfigError(`${source}: the spool directory must not be empty`);
     return String(raw);
@@ -119,7 +147,9 @@ function parseValue(s: Setting, raw: string | number, source: string): string | 
  * (`"per-destination"`) or by key (`"perDestination"`), values as on the
  * command line (`"30s"`) or as numbers.
  */
-export function readConfigFile(file: string): Partial<Record<keyof Config, string | number>> {
+export type SettingValues = Partial<Record<keyof Config, Value>>;
+
+export function readConfigFile(file: string): SettingValues {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
@@ -127,11 +157,12 @@ export function readConfigFile(file: string): Partial<Record<keyof Config, strin
     throw new ConfigError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message.split('\n')[0]})`}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${file}: expected a JSON object of settings`);
-  const values: Partial<Record<keyof Config, string | number>> = {};
+  const values: SettingValues = {};
   for (const [name, value] of Object.entries(parsed)) {
     const s = SETTINGS.find((x) => x.flag === name || x.key === name);
     if (!s) throw new ConfigError(`${file}: unknown setting ${JSON.stringify(name)}; known: ${SETTINGS.map((x) => x.flag).join(', ')}`);
-    if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigError(`${file}: ${name} must be a string or a number`);
+    const ok = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' || (Array.isArray(value) && value.every((v) => typeof v === 'string'));
+    if (!ok) throw new ConfigError(`${file}: ${name} must be a string, a number, true/false or a list of strings`);
     values[s.key] = value;
   }
   return values;
@@ -142,12 +173,8 @@ export function readConfigFile(file: string): Partial<Record<keyof Config, strin
  * environment, then command-line options (keyed by setting, as commander
  * gives them).
  */
-export function resolveConfig(
-  options: Partial<Record<keyof Config, string | number>>,
-  env: NodeJS.ProcessEnv = process.env,
-  file: { path: string; values: Partial<Record<keyof Config, string | number>> } | null = null,
-): Config {
-  const config: Record<string, string | number> = { ...DEFAULTS };
+export function resolveConfig(options: SettingValues, env: NodeJS.ProcessEnv = process.env, file: { path: string; values: SettingValues } | null = null): Config {
+  const config: Record<string, Value> = { ...DEFAULTS };
   for (const s of SETTINGS) {
     const fromFile = file?.values[s.key];
     if (fromFile !== undefined) config[s.key] = parseValue(s, fromFile, `${file!.path}: ${s.flag}`);

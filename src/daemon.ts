@@ -31,7 +31,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   const { spool: _root, ...settings } = config;
   log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), settings }, `spoold started on ${spool.root}`);
 
-  let sender = new Sender({ perDestination: config.perDestination, timeout: config.timeout });
+  let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log);
   let watcher: FSWatcher | null = null;
 
@@ -65,9 +65,9 @@ export async function runDaemon(load: () => Config): Promise<number> {
     const fixed = (Object.keys(next) as (keyof Config)[]).filter((k) => !RELOADABLE.includes(k) && next[k] !== config[k]);
     if (fixed.length > 0) log.warn({ event: 'config-reload-ignored', settings: fixed }, `${fixed.join(', ')} change only on restart`);
     const applied: Config = { ...config, ...changed };
-    if (applied.perDestination !== config.perDestination || applied.timeout !== config.timeout) {
+    if (applied.perDestination !== config.perDestination || applied.timeout !== config.timeout || applied.blockPrivate !== config.blockPrivate) {
       retiredSenders.push(sender.retire());
-      sender = new Sender({ perDestination: applied.perDestination, timeout: applied.timeout });
+      sender = new Sender(applied);
     }
     config = applied;
     log.level = config.logLevel;

@@ -16,6 +16,7 @@
 import { claimDeferred, claimIncoming, type Claimed } from './claim.js';
 import { classify, type AttemptResult, type Decision } from './classify.js';
 import type { Config, DeliveryPolicy } from './config.js';
+import { refusal } from './destinations.js';
 import { scanDue } from './due.js';
 import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
@@ -26,6 +27,8 @@ import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
 
 const BUSY_RESCAN_MS = 50;
+/** How long a message waits after the host failed us (EMFILE, EIO, a failed move). */
+const HOST_TROUBLE_DELAY_MS = 1000;
 
 interface Job {
   claimed: Claimed;
@@ -124,6 +127,9 @@ export class QueueManager {
 
   private fill(): void {
     if (this.stopping) return;
+    // While a move is failing (disk full, permissions), claiming more would
+    // only strand more: wait for the tick that finds the spool writable again.
+    if (this.stranded.size > 0) return this.armTimer();
     let room = this.maxHeld - this.held;
     if (room > 0 && this.dueDirty) room -= this.fillFromDeferred(this.incomingDirty ? Math.ceil(room / 2) : room);
     if (room > 0 && this.incomingDirty) room -= this.fillFromIncoming(room);
@@ -190,6 +196,7 @@ export class QueueManager {
     if (this.stopping) return;
     const now = Date.now();
     let at = Math.max(this.lastIncomingScan, now - this.config.scanInterval) + this.config.scanInterval;
+    if (this.stranded.size > 0) at = Math.min(at, now + HOST_TROUBLE_DELAY_MS);
     if (this.nextDue !== null) at = Math.min(at, this.nextDue);
     if (this.timer && at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
@@ -201,13 +208,17 @@ export class QueueManager {
     this.timer = null;
     this.timerAt = Infinity;
     const now = Date.now();
-    for (const [key, retry] of this.stranded) {
-      try {
-        retry();
-        this.stranded.delete(key);
-      } catch {
-        /* still failing: logged when it first failed */
+    if (this.stranded.size > 0) {
+      for (const [key, retry] of this.stranded) {
+        try {
+          retry();
+          this.stranded.delete(key);
+        } catch {
+          /* still failing: said when it first failed */
+        }
       }
+      if (this.stranded.size === 0) this.log.warn({ event: 'spool-writable' }, 'moves succeed again; claiming resumes');
+      else this.log.error({ event: 'spool-degraded', stranded: this.stranded.size }, `${this.stranded.size} message(s) could not be moved; not claiming until they can`);
     }
     this.dueDirty = true;
     if (now - this.lastIncomingScan >= this.config.scanInterval) this.incomingDirty = true;
@@ -219,7 +230,19 @@ export class QueueManager {
     const { entry } = claimed;
     this.held++;
     this.heldIds.add(entry.id);
-    const read = readMessage(claimed.path, this.config.maxSize);
+    let read: ReturnType<typeof readMessage>;
+    try {
+      read = readMessage(claimed.path, this.config.maxSize);
+    } catch (err) {
+      // Out of file descriptors, an I/O error: the host's trouble. Back to
+      // deferred, no attempt spent, and a loud line.
+      const later: Entry = { ...entry, time: Date.now() + HOST_TROUBLE_DELAY_MS, attempts: entry.attempts - 1 };
+      this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, later));
+      this.wakeAt(later.time);
+      this.log.error({ event: 'read-failed', id: entry.id, queue: 'active', error: (err as NodeJS.ErrnoException).code ?? String(err) }, `message ${entry.id} could not be read; retrying`);
+      this.release(entry.id);
+      return;
+    }
     if (read.kind === 'gone') {
       this.release(entry.id);
       return;
@@ -252,6 +275,13 @@ export class QueueManager {
       const made = entry.attempts - 1;
       const last = describeErrorToken(entry.lastError);
       this.bounce(claimed, { ...entry, attempts: made }, `expired after ${made} attempt${made === 1 ? '' : 's'}${last ? ` (last: ${last})` : ''}`, entry.lastError === '-' ? 'EXPIRED' : entry.lastError);
+      this.release(entry.id);
+      return;
+    }
+
+    const refused = refusal(message.url, { allow: this.config.allowDestinations, deny: this.config.denyDestinations, blockPrivate: this.config.blockPrivate });
+    if (refused) {
+      this.bounce(claimed, { ...entry, attempts: entry.attempts - 1 }, refused, 'REFUSED', message.url.href);
       this.release(entry.id);
       return;
     }

@@ -5,6 +5,9 @@
  * O_NONBLOCK (a FIFO cannot stall the daemon), then checked with fstat on the
  * open descriptor, so what is checked is what is read. At most max-size + 1
  * bytes are read, so a file that is still growing cannot exhaust memory.
+ *
+ * Throws only for troubles of the host (out of file descriptors, I/O error):
+ * those say nothing about the message, which must then be retried, never bounced.
  */
 import fs from 'node:fs';
 import { validateMessage, type Message } from './message.js';
@@ -44,7 +47,9 @@ export function readMessage(file: string, maxSize: number, now: number = Date.no
     if (code === 'ENOENT') return { kind: 'gone' };
     if (code === 'ELOOP') return { kind: 'invalid', reason: 'a symbolic link: never followed' };
     if (code === 'ENXIO') return { kind: 'invalid', reason: 'a socket or FIFO: not a regular file' };
-    return { kind: 'invalid', reason: `cannot be opened (${code ?? 'error'})` };
+    if (code === 'EACCES' || code === 'EPERM') return { kind: 'invalid', reason: `not readable by the daemon (${code}): check its owner and mode` };
+    // EMFILE, ENFILE, EIO, ENOMEM…: trouble of the host, not of the message.
+    throw err;
   }
   try {
     const st = fs.fstatSync(fd);

@@ -5,9 +5,15 @@
  *
  * Never throws: every failure becomes an AttemptResult with an error code, so
  * the classifier sees every attempt.
+ *
+ * A response counts once its body has ended, or once DRAIN_BYTES of it have
+ * arrived (an endless body is cut there: memory stays flat, and the status
+ * line is the receiver's answer). A body that breaks off or stalls before
+ * that is a failed attempt: the receiver may not have finished either.
  */
 import { Agent } from 'undici';
 import type { AttemptResult } from './classify.js';
+import { guardedLookup } from './destinations.js';
 import type { Message } from './message.js';
 
 /** Kept from the response body for the bounce reason. */
@@ -24,11 +30,11 @@ export interface SendOptions {
 export class Sender {
   private readonly agent: Agent;
 
-  constructor(opts: { perDestination: number; timeout: number }) {
+  constructor(opts: { perDestination: number; timeout: number; blockPrivate: boolean }) {
     this.agent = new Agent({
       connections: opts.perDestination,
       pipelining: 1,
-      connect: { timeout: Math.min(CONNECT_TIMEOUT, opts.timeout) },
+      connect: { timeout: Math.min(CONNECT_TIMEOUT, opts.timeout), ...(opts.blockPrivate && { lookup: guardedLookup }) },
       headersTimeout: opts.timeout,
       bodyTimeout: opts.timeout,
     });
@@ -39,6 +45,7 @@ export class Sender {
     const elapsed = () => Math.round(performance.now() - started);
     const controller = new AbortController();
     let timedOut = false;
+    let phase: 'headers' | 'body' = 'headers';
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
@@ -65,6 +72,7 @@ export class Sender {
         bodyTimeout: opts.timeout,
       });
 
+      phase = 'body';
       let excerpt = '';
       let read = 0;
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -85,7 +93,12 @@ export class Sender {
         elapsed: elapsed(),
       };
     } catch (err) {
-      if (timedOut) return { kind: 'error', code: 'TIMEOUT', message: `no complete response within ${opts.timeout} ms`, elapsed: elapsed() };
+      // The whole-request timer fired: name the part of the exchange it cut.
+      if (timedOut) {
+        return phase === 'headers'
+          ? { kind: 'error', code: 'HEADERS_TIMEOUT', message: `no response headers within ${opts.timeout} ms`, elapsed: elapsed() }
+          : { kind: 'error', code: 'BODY_TIMEOUT', message: `response body not complete within ${opts.timeout} ms`, elapsed: elapsed() };
+      }
       const e = err as { code?: string; message?: string; cause?: { code?: string } };
       const code = e.code ?? e.cause?.code ?? 'ERROR';
       return { kind: 'error', code, message: String(e.message ?? err), elapsed: elapsed() };

@@ -11,6 +11,8 @@ import { SpoolError } from '../layout.js';
 function defaultText(key: keyof Config): string {
   const v = DEFAULTS[key];
   if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.join(',');
   if (key === 'maxSize') return `${v} bytes`;
   if (['concurrency', 'perDestination', 'maxAttempts'].includes(key)) return String(v);
   return v % 86_400_000 === 0 ? `${v / 86_400_000}d` : v % 3_600_000 === 0 ? `${v / 3_600_000}h` : v % 60_000 === 0 ? `${v / 60_000}m` : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`;
@@ -45,8 +47,13 @@ Examples:
       process.exitCode = await runDaemon(load);
     });
   for (const s of SETTINGS) {
-    const arg = s.kind === 'path' ? 'dir' : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : s.kind === 'choice' ? s.choices!.join('|') : 'duration';
-    start.addOption(new Option(`--${s.flag} <${arg}>`, `${s.help} (default ${defaultText(s.key)}; env ${s.env})`));
+    const help = `${s.help} (default ${defaultText(s.key)}; env ${s.env})`;
+    if (s.kind === 'flag') {
+      start.addOption(new Option(`--${s.flag}`, help));
+      continue;
+    }
+    const arg = s.kind === 'path' ? 'dir' : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : s.kind === 'choice' ? s.choices!.join('|') : s.kind === 'list' ? 'hosts' : 'duration';
+    start.addOption(new Option(`--${s.flag} <${arg}>`, help));
   }
 
   program

@@ -25,7 +25,7 @@ describe('classification', () => {
     const table: [string, string][] = [
       ['ECONNREFUSED', 'deferred'], ['ECONNRESET', 'deferred'], ['ENOTFOUND', 'deferred'], ['EAI_AGAIN', 'deferred'], ['EHOSTUNREACH', 'deferred'],
       ['UND_ERR_SOCKET', 'deferred'], ['UND_ERR_CONNECT_TIMEOUT', 'deferred'], ['UND_ERR_HEADERS_TIMEOUT', 'deferred'], ['UND_ERR_BODY_TIMEOUT', 'deferred'],
-      ['TIMEOUT', 'deferred'], ['UND_ERR_DESTROYED', 'deferred'], ['CERT_HAS_EXPIRED', 'deferred'], ['SOMETHING_NEW', 'deferred'],
+      ['HEADERS_TIMEOUT', 'deferred'], ['BODY_TIMEOUT', 'deferred'], ['UND_ERR_DESTROYED', 'deferred'], ['CERT_HAS_EXPIRED', 'deferred'], ['SOMETHING_NEW', 'deferred'],
       ['UND_ERR_INVALID_ARG', 'bounced'], ['ERR_INVALID_URL', 'bounced'],
     ];
     for (const [code, outcome] of table) assert.equal(classify(error(code), ctx()).outcome, outcome, code);
