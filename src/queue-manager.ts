@@ -65,6 +65,7 @@ export class QueueManager {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private stopping = false;
+  private troubleUntil = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -97,7 +98,7 @@ export class QueueManager {
   noticeIncoming(name: string): void {
     const id = parseIncomingName(name);
     if (!id || this.stopping) return;
-    if (this.held < this.maxHeld && !this.heldIds.has(id)) {
+    if (this.held < this.maxHeld && !this.heldIds.has(id) && Date.now() >= this.troubleUntil && this.stranded.size === 0) {
       this.guard('claim', () => {
         const claimed = claimIncoming(this.spool, id, Date.now());
         if (claimed) this.run(claimed);
@@ -107,12 +108,17 @@ export class QueueManager {
     }
   }
 
-  /** Runs a step; a failure is logged and the periodic tick tries again. */
+  /**
+   * Runs a step; a failure (out of file descriptors, an unreadable folder) is
+   * logged and pauses claiming for a moment, so a host in trouble gets one
+   * line a second rather than a hot loop of them.
+   */
   private guard(what: string, step: () => void): void {
     try {
       step();
     } catch (err) {
-      this.log.error({ event: 'spool-error', step: what, err }, `${what} failed; retrying on the next scan`);
+      this.troubleUntil = Date.now() + HOST_TROUBLE_DELAY_MS;
+      this.log.error({ event: 'spool-error', step: what, error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, `${what} failed; retrying shortly`);
     }
   }
 
@@ -129,7 +135,7 @@ export class QueueManager {
     if (this.stopping) return;
     // While a move is failing (disk full, permissions), claiming more would
     // only strand more: wait for the tick that finds the spool writable again.
-    if (this.stranded.size > 0) return this.armTimer();
+    if (this.stranded.size > 0 || Date.now() < this.troubleUntil) return this.armTimer();
     let room = this.maxHeld - this.held;
     if (room > 0 && this.dueDirty) room -= this.fillFromDeferred(this.incomingDirty ? Math.ceil(room / 2) : room);
     if (room > 0 && this.incomingDirty) room -= this.fillFromIncoming(room);
@@ -197,6 +203,7 @@ export class QueueManager {
     const now = Date.now();
     let at = Math.max(this.lastIncomingScan, now - this.config.scanInterval) + this.config.scanInterval;
     if (this.stranded.size > 0) at = Math.min(at, now + HOST_TROUBLE_DELAY_MS);
+    if (this.troubleUntil > now) at = Math.min(at, this.troubleUntil);
     if (this.nextDue !== null) at = Math.min(at, this.nextDue);
     if (this.timer && at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);

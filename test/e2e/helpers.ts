@@ -121,8 +121,12 @@ export interface Daemon {
 /** Fast settings for tests; each test overrides what it is about. */
 export const FAST = ['--min-backoff', '200ms', '--max-backoff', '1s', '--scan-interval', '300ms', '--timeout', '3s'];
 
-export async function startDaemon(spool: string, args: string[] = [], opts: { ready?: boolean } = {}): Promise<Daemon> {
-  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, ...FAST, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startDaemon(spool: string, args: string[] = [], opts: { ready?: boolean; maxFiles?: number } = {}): Promise<Daemon> {
+  const argv = [process.execPath, SPOOLD, 'start', '--spool', spool, ...FAST, ...args];
+  const child =
+    opts.maxFiles === undefined
+      ? spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('sh', ['-c', `ulimit -n ${opts.maxFiles} && exec "$@"`, 'sh', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: LogLine[] = [];
   let buffer = '';
   const d: Daemon = {

@@ -133,6 +133,25 @@ describe('lifecycle', () => {
     }
   });
 
+  it('out of file descriptors, retries messages instead of bouncing them, and gets them all through', async () => {
+    const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 20));
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--concurrency', '32', '--per-destination', '32'], { maxFiles: 36 });
+    try {
+      const ids = Array.from({ length: 80 }, (_, i) => `fd-${i}`);
+      for (const id of ids) drop(spool, id, { url: `${sink.url}/x` });
+      await waitFor('all delivered', () => ids.every((id) => daemon.events('delivered', id).length === 1), 30_000);
+      assert.equal(daemon.events('bounced').length, 0, 'a host trouble never bounces a message');
+      const troubles = daemon.lines.filter((l) => ['read-failed', 'spool-error', 'deferred'].includes(String(l.event)));
+      assert.ok(troubles.length > 0, 'the limit was actually hit');
+      assert.ok(daemon.events('spool-error').length < 40, `no hot loop of errors (${daemon.events('spool-error').length})`);
+      assert.equal(daemon.child.exitCode, null);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
   it('creates missing spool folders with mode 0700', async () => {
     const spool = tempSpool();
     const daemon = await startDaemon(spool);
