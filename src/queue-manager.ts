@@ -365,7 +365,7 @@ export class QueueManager {
       id: entry.id,
       destination: message.origin,
       attempt: entry.attempts,
-      ...(result.kind === 'response' ? { status: result.status } : { error: result.code }),
+      ...(result.kind === 'response' ? { status: result.status } : { error: result.code, detail: result.message }),
       ms: result.elapsed,
     };
     switch (decision.outcome) {

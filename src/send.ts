@@ -99,8 +99,9 @@ export class Sender {
           ? { kind: 'error', code: 'HEADERS_TIMEOUT', message: `no response headers within ${opts.timeout} ms`, elapsed: elapsed() }
           : { kind: 'error', code: 'BODY_TIMEOUT', message: `response body not complete within ${opts.timeout} ms`, elapsed: elapsed() };
       }
-      const e = err as { code?: string; message?: string; cause?: { code?: string } };
-      const code = e.code ?? e.cause?.code ?? 'ERROR';
+      const e = err as { code?: string; name?: string; message?: string; cause?: { code?: string } };
+      // undici's parser errors carry no code, only a class name.
+      const code = e.code ?? e.cause?.code ?? (e.name && e.name !== 'Error' ? e.name : 'ERROR');
       return { kind: 'error', code, message: String(e.message ?? err), elapsed: elapsed() };
     } finally {
       clearTimeout(timer);

@@ -1,0 +1,64 @@
+/**
+ * Scenario 1: spoold killed with SIGKILL at random moments, again and again,
+ * while producers keep writing and the endpoint fails a share of requests.
+ */
+import { ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
+import { countingSink, quickDrop, snapshot, sleep, type Outcome } from './common.js';
+
+export async function crashLoop(opts: { messages: number; kills: number; failShare: number }): Promise<Outcome> {
+  const sink = await countingSink(opts.failShare);
+  const spool = tempSpool();
+  ensureSpoolDirs(spool);
+  const concurrency = 64;
+  const args = ['--concurrency', String(concurrency), '--per-destination', String(concurrency), '--min-backoff', '100ms', '--max-backoff', '1s', '--max-attempts', '0', '--scan-interval', '500ms', '--log-level', 'warn'];
+  const started = Date.now();
+
+  // Producers: the messages spread over the kill loop (about 40 s).
+  let produced = 0;
+  const perTick = Math.ceil(opts.messages / ((opts.kills * 900) / 50));
+  const producer = setInterval(() => {
+    for (let i = 0; i < perTick && produced < opts.messages; i++, produced++) {
+      quickDrop(spool, `c-${produced}`, { url: `${sink.url}/hook`, body: { n: produced } });
+    }
+    if (produced >= opts.messages) clearInterval(producer);
+  }, 50);
+
+  let daemon: Daemon | null = null;
+  let inFlightAtKills = 0;
+  for (let k = 0; k < opts.kills; k++) {
+    daemon = await startDaemon(spool, args, { ready: false });
+    await sleep(300 + Math.random() * 1200);
+    inFlightAtKills += sink.inFlight;
+    await daemon.stop('SIGKILL');
+  }
+  await waitFor('producers done', () => produced >= opts.messages, 120_000, 50);
+  const producedAt = Date.now();
+  daemon = await startDaemon(spool, args, { ready: false });
+  let drained = true;
+  try {
+    await waitFor('every message delivered', () => sink.delivered.size >= opts.messages, 240_000, 100);
+  } catch {
+    drained = false;
+  }
+  const drainMs = Date.now() - producedAt;
+  await waitFor('queues empty', () => snapshot(spool).size === 0, 10_000, 100).catch(() => undefined);
+  const exit = await daemon.stop('SIGTERM');
+  await sink.close();
+
+  const left = snapshot(spool);
+  let lost = 0;
+  for (let i = 0; i < opts.messages; i++) if (!sink.delivered.has(`c-${i}`) && !left.has(`c-${i}`)) lost++;
+  const duplicates = [...sink.delivered.values()].reduce((a, n) => a + (n - 1), 0);
+  const bound = opts.kills * concurrency;
+  const pass = drained && lost === 0 && left.size === 0 && duplicates <= bound && exit.code === 0;
+  return {
+    scenario: '1. crash loop',
+    pass,
+    figures:
+      `${opts.messages.toLocaleString('en')} messages, ${opts.kills} × SIGKILL, ${Math.round(opts.failShare * 100)}% 503: ` +
+      `delivered ${sink.delivered.size.toLocaleString('en')}, lost ${lost}, left in spool ${left.size}, ` +
+      `duplicates ${duplicates} (${((duplicates / opts.messages) * 100).toFixed(2)}%; ${(duplicates / opts.kills).toFixed(1)} per kill, ` +
+      `bound ${concurrency} in flight per kill; ${inFlightAtKills} requests were open at the sink at the kills), ` +
+      `requests ${sink.total.toLocaleString('en')}, drain after the last message ${(drainMs / 1000).toFixed(1)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * The torture suite: `npm run torture` (or `-- --smoke` for a short run).
+ * Each scenario is bounded in time and count, talks to 127.0.0.1 only, prints
+ * one line of figures; a summary table ends the run, and the exit code says
+ * whether every scenario held.
+ */
+import { cleanup } from '../e2e/helpers.js';
+import type { Outcome } from './common.js';
+import { crashLoop } from './crash-loop.js';
+import { endpointFaults } from './faults.js';
+import { hostileInput } from './hostile.js';
+
+const smoke = process.argv.includes('--smoke');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+
+const scenarios: [string, () => Promise<Outcome>][] = [
+  ['crash', () => crashLoop(smoke ? { messages: 2000, kills: 5, failShare: 0.3 } : { messages: 20_000, kills: 50, failShare: 0.3 })],
+  ['faults', () => endpointFaults()],
+  ['hostile', () => hostileInput({ valid: smoke ? 200 : 2000 })],
+];
+
+const results: Outcome[] = [];
+for (const [key, run] of scenarios) {
+  if (only && !only.split(',').includes(key)) continue;
+  const t0 = Date.now();
+  let outcome: Outcome;
+  try {
+    outcome = await run();
+  } catch (err) {
+    outcome = { scenario: key, pass: false, figures: `failed to run: ${(err as Error).stack ?? String(err)}` };
+  }
+  await cleanup();
+  results.push(outcome);
+  console.log(`${outcome.pass ? 'PASS' : 'FAIL'} ${outcome.scenario} (${((Date.now() - t0) / 1000).toFixed(0)} s): ${outcome.figures}`);
+}
+
+console.log('\n| scenario | result | figures |\n|---|---|---|');
+for (const r of results) console.log(`| ${r.scenario} | ${r.pass ? 'pass' : '**FAIL**'} | ${r.figures.replace(/\|/g, '\\|').replace(/\n/g, '<br>')} |`);
+const failed = results.filter((r) => !r.pass).length;
+console.log(`\n${results.length - failed} passed, ${failed} failed`);
+process.exitCode = failed > 0 ? 1 : 0;
