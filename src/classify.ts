@@ -88,5 +88,8 @@ export function classify(result: AttemptResult, ctx: AttemptContext): Decision {
     retryAfter,
     ...(ctx.random ? { random: ctx.random } : {}),
   });
-  return { outcome: 'deferred', nextAttempt: ctx.now + delay, delay, lastError, reason: what };
+  // Never scheduled past the expiry (a Retry-After of years would otherwise
+  // strand the message): at the expiry it is bounced as expired.
+  const nextAttempt = Math.min(ctx.now + delay, expiry);
+  return { outcome: 'deferred', nextAttempt, delay: nextAttempt - ctx.now, lastError, reason: what };
 }

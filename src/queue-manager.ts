@@ -29,6 +29,8 @@ import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './se
 const BUSY_RESCAN_MS = 50;
 /** How long a message waits after the host failed us (EMFILE, EIO, a failed move). */
 const HOST_TROUBLE_DELAY_MS = 1000;
+/** A wall-clock jump larger than this, against the monotonic clock, is a step. */
+const CLOCK_STEP_MS = 2000;
 
 interface Job {
   claimed: Claimed;
@@ -66,6 +68,7 @@ export class QueueManager {
   private timerAt = Infinity;
   private stopping = false;
   private troubleUntil = 0;
+  private clock = { wall: Date.now(), mono: performance.now() };
 
   constructor(
     private readonly spool: Spool,
@@ -202,18 +205,39 @@ export class QueueManager {
     if (this.stopping) return;
     const now = Date.now();
     let at = Math.max(this.lastIncomingScan, now - this.config.scanInterval) + this.config.scanInterval;
-    if (this.stranded.size > 0) at = Math.min(at, now + HOST_TROUBLE_DELAY_MS);
-    if (this.troubleUntil > now) at = Math.min(at, this.troubleUntil);
     if (this.nextDue !== null) at = Math.min(at, this.nextDue);
+    // In trouble, nothing else may wake the daemon sooner: past-due times
+    // would otherwise make a hot loop of failing ticks.
+    if (this.stranded.size > 0) at = now + HOST_TROUBLE_DELAY_MS;
+    else if (this.troubleUntil > now) at = this.troubleUntil;
     if (this.timer && at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => this.tick(), Math.max(0, at - now));
   }
 
+  /**
+   * Next-attempt times are wall-clock times in filenames. A clock stepped
+   * back by D makes retries scheduled before the step wait D longer; stepped
+   * forward, they come due early. Nothing is lost either way; say so loudly.
+   */
+  private checkClock(): void {
+    const wall = Date.now();
+    const mono = performance.now();
+    const step = wall - this.clock.wall - (mono - this.clock.mono);
+    if (Math.abs(step) > CLOCK_STEP_MS) {
+      this.log.warn(
+        { event: 'clock-stepped', stepMs: Math.round(step) },
+        step < 0 ? `the clock went back ${Math.round(-step / 1000)} s: retries scheduled before now wait that much longer` : `the clock jumped ${Math.round(step / 1000)} s ahead: retries scheduled before now come due early`,
+      );
+    }
+    this.clock = { wall, mono };
+  }
+
   private tick(): void {
     this.timer = null;
     this.timerAt = Infinity;
+    this.checkClock();
     const now = Date.now();
     if (this.stranded.size > 0) {
       for (const [key, retry] of this.stranded) {

@@ -121,12 +121,23 @@ export interface Daemon {
 /** Fast settings for tests; each test overrides what it is about. */
 export const FAST = ['--min-backoff', '200ms', '--max-backoff', '1s', '--scan-interval', '300ms', '--timeout', '3s'];
 
-export async function startDaemon(spool: string, args: string[] = [], opts: { ready?: boolean; maxFiles?: number } = {}): Promise<Daemon> {
-  const argv = [process.execPath, SPOOLD, 'start', '--spool', spool, ...FAST, ...args];
+export interface DaemonOptions {
+  /** Wait for the "started" line (default true; needs log level info). */
+  ready?: boolean;
+  /** Run under `ulimit -n`. */
+  maxFiles?: number;
+  /** An executable standing in for node (e.g. a wrapper dropping privileges). */
+  runAs?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startDaemon(spool: string, args: string[] = [], opts: DaemonOptions = {}): Promise<Daemon> {
+  const argv = [opts.runAs ?? process.execPath, SPOOLD, 'start', '--spool', spool, ...FAST, ...args];
+  const options = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], env: { ...process.env, ...opts.env } };
   const child =
     opts.maxFiles === undefined
-      ? spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('sh', ['-c', `ulimit -n ${opts.maxFiles} && exec "$@"`, 'sh', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawn(argv[0]!, argv.slice(1), options)
+      : spawn('sh', ['-c', `ulimit -n ${opts.maxFiles} && exec "$@"`, 'sh', ...argv], options);
   const lines: LogLine[] = [];
   let buffer = '';
   const d: Daemon = {

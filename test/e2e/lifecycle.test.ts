@@ -3,11 +3,11 @@
  * SIGTERM while sending, the one-daemon-per-spool lock.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { cleanup, drop, ensureSpoolDirs, idsIn, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+import { cleanup, drop, ensureSpoolDirs, idsIn, sleep, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -146,6 +146,42 @@ describe('lifecycle', () => {
       assert.ok(troubles.length > 0, 'the limit was actually hit');
       assert.ok(daemon.events('spool-error').length < 40, `no hot loop of errors (${daemon.events('spool-error').length})`);
       assert.equal(daemon.child.exitCode, null);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
+  it('pauses when a queue folder cannot be written, says so about once a second, and recovers by itself', async () => {
+    let healthy = false;
+    const sink = await startSink((_req, res) => res.writeHead(healthy ? 200 : 503).end());
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    const base = path.dirname(spool);
+    const opts: { runAs?: string } = {};
+    if (process.getuid?.() === 0) {
+      // Root ignores file modes: run the daemon as nobody.
+      execFileSync('chown', ['-R', 'nobody:nogroup', base]);
+      fs.chmodSync(base, 0o755);
+      opts.runAs = path.join(base, 'as-nobody');
+      fs.writeFileSync(opts.runAs, `#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups ${process.execPath} "$@"\n`, { mode: 0o755 });
+    }
+    const daemon = await startDaemon(spool, [], opts);
+    try {
+      fs.chmodSync(path.join(spool, 'deferred'), 0o500);
+      for (let i = 0; i < 5; i++) {
+        drop(spool, `perm-${i}`, { url: `${sink.url}/x` });
+        if (opts.runAs) execFileSync('chown', ['nobody:nogroup', path.join(spool, 'incoming', `perm-${i}.json`)]);
+      }
+      await daemon.waitEvent('move-failed');
+      await sleep(3000);
+      const degraded = daemon.events('spool-degraded').length;
+      assert.ok(degraded >= 1 && degraded <= 6, `${degraded} degraded lines in 3 s`);
+      fs.chmodSync(path.join(spool, 'deferred'), 0o700);
+      healthy = true;
+      await daemon.waitEvent('spool-writable', undefined, 5000);
+      await waitFor('all delivered', () => [0, 1, 2, 3, 4].every((i) => daemon.events('delivered', `perm-${i}`).length === 1), 10_000);
+      assert.deepEqual(idsIn(spool, 'active'), []);
     } finally {
       await daemon.stop();
       await sink.close();

@@ -9,6 +9,7 @@ import type { Outcome } from './common.js';
 import { crashLoop } from './crash-loop.js';
 import { endpointFaults } from './faults.js';
 import { hostileInput } from './hostile.js';
+import { osLimits } from './limits.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -17,6 +18,7 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['crash', () => crashLoop(smoke ? { messages: 2000, kills: 5, failShare: 0.3 } : { messages: 20_000, kills: 50, failShare: 0.3 })],
   ['faults', () => endpointFaults()],
   ['hostile', () => hostileInput({ valid: smoke ? 200 : 2000 })],
+  ['limits', () => osLimits({ fdMessages: smoke ? 300 : 3000 })],
 ];
 
 const results: Outcome[] = [];

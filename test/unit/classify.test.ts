@@ -54,6 +54,13 @@ describe('classification', () => {
     assert.equal(r500.outcome === 'deferred' && r500.delay, 30_000);
   });
 
+  it('never schedules a retry past the expiry, whatever Retry-After asks', () => {
+    const d = classify(status(503, String(10 * 365 * 86_400)), ctx({ arrival: NOW - 1000 }));
+    assert.equal(d.outcome === 'deferred' && d.nextAttempt, NOW - 1000 + DEFAULTS.maxAge);
+    const e = classify(status(503, '7200'), ctx({ expiresAt: NOW + 60_000 }));
+    assert.equal(e.outcome === 'deferred' && e.nextAttempt, NOW + 60_000);
+  });
+
   it('bounces when the attempts run out, or the message is too old', () => {
     assert.deepEqual(classify(status(500), ctx({ attempts: 5 })), { outcome: 'bounced', lastError: '500', reason: 'HTTP 500 after 5 attempts' });
     assert.equal(classify(status(500), ctx({ attempts: 4 })).outcome, 'deferred');
