@@ -171,7 +171,6 @@ describe('lifecycle', () => {
       fs.chmodSync(path.join(spool, 'deferred'), 0o500);
       for (let i = 0; i < 5; i++) {
         drop(spool, `perm-${i}`, { url: `${sink.url}/x` });
-        if (opts.runAs) execFileSync('chown', ['nobody:nogroup', path.join(spool, 'incoming', `perm-${i}.json`)]);
       }
       await daemon.waitEvent('move-failed');
       await sleep(3000);

@@ -127,7 +127,6 @@ async function permissionDenied(): Promise<Part> {
     fs.chmodSync(path.join(spool, 'deferred'), 0o500);
     for (const id of ids) {
       fs.writeFileSync(path.join(spool, 'incoming', `${id}.json`), JSON.stringify({ url: `${sink.url}/x` }));
-      if (isRoot) execFileSync('chown', ['nobody:nogroup', path.join(spool, 'incoming', `${id}.json`)]);
     }
     await waitFor('degraded', () => daemon.events('spool-degraded').length > 0 || daemon.events('move-failed').length > 0, 15_000).catch(() => undefined);
     await sleep(1500);
