@@ -10,6 +10,7 @@ import { crashLoop } from './crash-loop.js';
 import { endpointFaults } from './faults.js';
 import { hostileInput } from './hostile.js';
 import { osLimits } from './limits.js';
+import { operatorRaces } from './races.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -19,6 +20,7 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['faults', () => endpointFaults()],
   ['hostile', () => hostileInput({ valid: smoke ? 200 : 2000 })],
   ['limits', () => osLimits({ fdMessages: smoke ? 300 : 3000 })],
+  ['races', () => operatorRaces(smoke ? { messages: 300, seconds: 5 } : { messages: 3000, seconds: 30 })],
 ];
 
 const results: Outcome[] = [];
