@@ -1,4 +1,5 @@
 /** Shared pieces of the torture scenarios: results, a counting sink, queue snapshots. */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -94,4 +95,14 @@ export const mb = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MB`;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Installs a Debian package when its command is missing (the machine may be new). */
+export function ensureCommand(command: string, pkg: string): boolean {
+  const has = () => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
+  if (has()) return true;
+  if (process.getuid?.() === 0) {
+    spawnSync('sh', ['-c', `apt-get install -y -qq ${pkg} >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq ${pkg}) >/dev/null 2>&1`]);
+  }
+  return has();
 }

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { drop, startDaemon, tempSpool, waitFor } from '../e2e/helpers.js';
-import { mb, rssOf, sleep, type Outcome } from './common.js';
+import { ensureCommand, mb, rssOf, sleep, type Outcome } from './common.js';
 
 type Server = { url: string; close(): void };
 
@@ -40,6 +40,7 @@ async function httpServer(handler: http.RequestListener): Promise<Server> {
 }
 
 function selfSignedCert(): { key: string; cert: string } {
+  if (!ensureCommand('openssl', 'openssl')) throw new Error('openssl is needed to make a test certificate');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-tls-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
   return { key: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8') };

@@ -4,6 +4,10 @@
  * one line of figures; a summary table ends the run, and the exit code says
  * whether every scenario held.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cleanup } from '../e2e/helpers.js';
 import type { Outcome } from './common.js';
 import { crashLoop } from './crash-loop.js';
@@ -38,8 +42,25 @@ for (const [key, run] of scenarios) {
   console.log(`${outcome.pass ? 'PASS' : 'FAIL'} ${outcome.scenario} (${((Date.now() - t0) / 1000).toFixed(0)} s): ${outcome.figures}`);
 }
 
-console.log('\n| scenario | result | figures |\n|---|---|---|');
-for (const r of results) console.log(`| ${r.scenario} | ${r.pass ? 'pass' : '**FAIL**'} | ${r.figures.replace(/\|/g, '\\|').replace(/\n/g, '<br>')} |`);
+const cpus = os.cpus();
+const table = [
+  `Run ${new Date().toISOString().slice(0, 10)} on ${cpus.length} × ${cpus[0]?.model.trim()}, Node ${process.version}${smoke ? ' (smoke: small counts)' : ''}.`,
+  '',
+  '| scenario | result | figures |',
+  '|---|---|---|',
+  ...results.map((r) => `| ${r.scenario} | ${r.pass ? 'pass' : '**FAIL**'} | ${r.figures.replace(/\|/g, '\\|').replace(/\n/g, '<br>').replace(/ — /g, '<br>')} |`),
+].join('\n');
+console.log(`\n${table}`);
 const failed = results.filter((r) => !r.pass).length;
 console.log(`\n${results.length - failed} passed, ${failed} failed`);
+if (process.argv.includes('--write-readme') && !only && failed === 0) {
+  const readme = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
+  const text = fs.readFileSync(readme, 'utf8');
+  const [start, end] = ['<!-- torture:start -->', '<!-- torture:end -->'];
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < 0) throw new Error('README has no torture markers');
+  fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
+  console.log('README updated');
+}
 process.exitCode = failed > 0 ? 1 : 0;
