@@ -3,10 +3,52 @@
  * loopback check after DNS resolution included), secrets kept out of logs.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, drop, startDaemon, startSink, tempSpool } from './helpers.js';
+import { cleanup, drop, ensureSpoolDirs, startDaemon, startSink, tempSpool } from './helpers.js';
 
 after(cleanup);
+
+describe('files of another owner', () => {
+  it('delivers a readable file whoever owns it, and bounces one the daemon may not read', async () => {
+    const sink = await startSink((_req, res) => res.end('ok'));
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    const base = path.dirname(spool);
+    const asRoot = process.getuid?.() === 0;
+    const opts: { runAs?: string } = {};
+    if (asRoot) {
+      // The daemon runs as nobody; the files belong to root.
+      execFileSync('chown', ['-R', 'nobody:nogroup', base]);
+      fs.chmodSync(base, 0o755);
+      opts.runAs = path.join(base, 'as-nobody');
+      fs.writeFileSync(opts.runAs, `#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups ${process.execPath} "$@"\n`, { mode: 0o755 });
+    }
+    const daemon = await startDaemon(spool, [], opts);
+    try {
+      const put = (id: string, mode: number) => {
+        const tmp = path.join(spool, 'tmp', `${id}.json`);
+        fs.writeFileSync(tmp, JSON.stringify({ url: `${sink.url}/x` }), { mode });
+        fs.chmodSync(tmp, mode);
+        fs.renameSync(tmp, path.join(spool, 'incoming', `${id}.json`));
+      };
+      put('readable', 0o644);
+      await daemon.waitEvent('delivered', 'readable');
+      if (asRoot) {
+        put('unreadable', 0o600);
+        const b = await daemon.waitEvent('bounced', 'unreadable');
+        assert.match(String(b.reason), /not readable by the daemon \(EACCES\)/);
+        assert.equal(sink.byId('unreadable').length, 0);
+      }
+      // Not root: only the readable half can be shown (it needs a second user).
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+});
 
 describe('destination rules', () => {
   it('--block-private refuses loopback by address and by a name that resolves to it', async () => {
