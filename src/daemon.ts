@@ -4,7 +4,6 @@
  *   lock → recover active/ → summary → watch incoming/ → queue manager
  *   SIGTERM/SIGINT → stop claiming → drain within the grace period → exit 0
  */
-import type { FSWatcher } from 'chokidar';
 import { RELOADABLE, type Config } from './config.js';
 import { Spool } from './layout.js';
 import { acquireLock } from './lock.js';
@@ -12,7 +11,7 @@ import { createLogger, type Logger } from './log.js';
 import { QueueManager } from './queue-manager.js';
 import { countQueues, recoverActive } from './recover.js';
 import { Sender } from './send.js';
-import { watchIncoming } from './watch.js';
+import { watchIncoming, type IncomingWatch } from './watch.js';
 
 /**
  * @param load settles the configuration again (re-reading the config file);
@@ -33,7 +32,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
 
   let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log);
-  let watcher: FSWatcher | null = null;
+  let watcher: IncomingWatch | null = null;
 
   let stopping: Promise<number> | null = null;
   const stop = (signal: string): Promise<number> => {
@@ -80,20 +79,22 @@ export async function runDaemon(load: () => Config): Promise<number> {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.on(signal, () => void stop(signal).then(resolve, reject));
     }
+    // The first scan runs before the watch starts: with a backlog waiting,
+    // the watch starts paused (see watch.ts).
+    manager.start();
     watchIncoming(
       spool,
       (name) => manager.noticeIncoming(name),
       (err) => log.warn({ event: 'watch-error', err }, 'file watcher error; relying on periodic rescans'),
+      manager.hasIncomingBacklog,
     ).then(
       (w) => {
         watcher = w;
+        manager.onIncomingBacklog = (backlog) => w.pause(backlog);
+        w.pause(manager.hasIncomingBacklog); // it may have changed while chokidar loaded
         if (stopping) void w.close();
-        else manager.start();
       },
-      (err) => {
-        log.warn({ event: 'watch-error', err }, 'cannot watch incoming/; relying on periodic rescans');
-        manager.start();
-      },
+      (err) => log.warn({ event: 'watch-error', err }, 'cannot watch incoming/; relying on periodic rescans'),
     );
   });
 }

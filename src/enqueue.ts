@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { Spool } from './layout.js';
 import { validateMessage } from './message.js';
 import { incomingName, isValidId } from './names.js';
@@ -57,26 +58,111 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
+async function fsyncDirectoryAsync(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Group commit of directory fsyncs: a caller waits for an fsync that started
+ * after its rename, but concurrent callers share one. A hundred parallel
+ * enqueues pay for a few directory fsyncs, not a hundred.
+ */
+const dirSyncs = new Map<string, { running: Promise<void> | null; next: Promise<void> | null }>();
+function syncDirectory(dir: string): Promise<void> {
+  let s = dirSyncs.get(dir);
+  if (!s) dirSyncs.set(dir, (s = { running: null, next: null }));
+  const state = s;
+  if (state.next) return state.next;
+  const start = (): Promise<void> => {
+    const p = fsyncDirectoryAsync(dir).finally(() => {
+      if (state.running === p) state.running = null;
+    });
+    state.running = p;
+    return p;
+  };
+  if (!state.running) return start();
+  const next = state.running.then(
+    () => {
+      state.next = null;
+      return start();
+    },
+    () => {
+      state.next = null;
+      return start();
+    },
+  );
+  state.next = next;
+  return next;
+}
+
+function checked(message: MessageInput, id: string | undefined, spool: Spool): { id: string; target: string } {
+  const v = validateMessage(message);
+  if (!v.ok) throw new EnqueueError(`invalid message: ${v.reason}`, 'SPOOL_ERR_BAD_MESSAGE');
+  const mid = id ?? newMessageId();
+  if (!isValidId(mid)) throw new EnqueueError(`invalid id ${JSON.stringify(mid)}: letters, digits, '-', '_', '.', at most 128`, 'SPOOL_ERR_BAD_ID');
+  const target = spool.path('incoming', incomingName(mid));
+  // A rename would silently replace a message still waiting under this id.
+  if (fs.existsSync(target)) throw new EnqueueError(`message ${mid} is already in incoming/`, 'SPOOL_ERR_EXISTS');
+  return { id: mid, target };
+}
+
+function openSpoolFor(options: EnqueueOptions): Spool {
+  const spool = new Spool(options.spool ?? process.env.SPOOL_DIR ?? './spool');
+  if (!fs.existsSync(spool.dir('incoming'))) throw new EnqueueError(`${spool.root} is not a spool (no incoming/)`, 'SPOOL_ERR_NOT_A_SPOOL');
+  return spool;
+}
+
 /**
  * Validates the message, writes it durably into `<spool>/incoming/<id>.json`
  * and returns the id. Throws EnqueueError for an invalid message, an invalid
  * or taken id, or a missing spool; nothing is written then.
+ *
+ * Durable on return: the file is fsynced by write-file-atomic, then renamed,
+ * then incoming/ is fsynced (shared with concurrent calls, see syncDirectory).
  */
 export async function enqueue(message: MessageInput, options: EnqueueOptions = {}): Promise<string> {
-  const v = validateMessage(message);
-  if (!v.ok) throw new EnqueueError(`invalid message: ${v.reason}`, 'SPOOL_ERR_BAD_MESSAGE');
-  const id = options.id ?? newMessageId();
-  if (!isValidId(id)) throw new EnqueueError(`invalid id ${JSON.stringify(id)}: letters, digits, '-', '_', '.', at most 128`, 'SPOOL_ERR_BAD_ID');
-
-  const spool = new Spool(options.spool ?? process.env.SPOOL_DIR ?? './spool');
-  const dir = spool.dir('incoming');
-  if (!fs.existsSync(dir)) throw new EnqueueError(`${spool.root} is not a spool (no incoming/)`, 'SPOOL_ERR_NOT_A_SPOOL');
-  const target = spool.path('incoming', incomingName(id));
-  // A rename would silently replace a message still waiting under this id.
-  if (fs.existsSync(target)) throw new EnqueueError(`message ${id} is already in incoming/`, 'SPOOL_ERR_EXISTS');
-
+  const spool = openSpoolFor(options);
+  const { id, target } = checked(message, options.id, spool);
   const { default: writeFileAtomic } = await import('write-file-atomic');
   await writeFileAtomic(target, JSON.stringify(message) + '\n', { fsync: true, mode: 0o600 });
-  fsyncDirectory(dir);
+  await syncDirectory(spool.dir('incoming'));
   return id;
+}
+
+/**
+ * Many messages at once, durability amortized: every message is checked
+ * before anything is written; the files are written and fsynced in tmp/ in
+ * parallel, renamed into incoming/ one by one, and incoming/ is fsynced once.
+ * Returns the ids, in order, once all of them are durable. A crash half-way
+ * leaves some messages in incoming/ (each complete) and stray files in tmp/,
+ * never a partial message.
+ */
+export async function enqueueMany(items: readonly { message: MessageInput; id?: string }[], options: Omit<EnqueueOptions, 'id'> = {}): Promise<string[]> {
+  const spool = openSpoolFor(options);
+  const planned = items.map((item) => checked(item.message, item.id, spool));
+  const seen = new Set<string>();
+  for (const p of planned) {
+    if (seen.has(p.id)) throw new EnqueueError(`id ${p.id} is given twice`, 'SPOOL_ERR_EXISTS');
+    seen.add(p.id);
+  }
+  const staged = planned.map((p) => spool.path('tmp', `${p.id}.json.${process.pid}.${randomBytes(4).toString('hex')}`));
+  await Promise.all(
+    planned.map(async (_, i) => {
+      const handle = await fsp.open(staged[i]!, 'wx', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify(items[i]!.message) + '\n');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }),
+  );
+  for (let i = 0; i < planned.length; i++) fs.renameSync(staged[i]!, planned[i]!.target);
+  await syncDirectory(spool.dir('incoming'));
+  return planned.map((p) => p.id);
 }

@@ -27,6 +27,8 @@ import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
 
 const BUSY_RESCAN_MS = 50;
+/** After the incoming watch resumes, one more scan this much later. */
+const RESUME_RESCAN_MS = 50;
 /** How long a message waits after the host failed us (EMFILE, EIO, a failed move). */
 const HOST_TROUBLE_DELAY_MS = 1000;
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
@@ -59,6 +61,8 @@ export class QueueManager {
   private readonly senders = new Set<Sender>();
 
   private incomingDirty = true;
+  /** incoming/ held more than one fill could claim, at the last scan. */
+  private incomingBacklog = false;
   private dueDirty = true;
   private passedOverBusy = false;
   private nextDue: number | null = null;
@@ -76,6 +80,17 @@ export class QueueManager {
     private sender: Sender,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Told when incoming/ starts or stops holding more than the daemon can
+   * claim at once: file events are useless then (the daemon scans), and
+   * costly to keep watching.
+   */
+  onIncomingBacklog: (backlog: boolean) => void = () => undefined;
+
+  get hasIncomingBacklog(): boolean {
+    return this.incomingBacklog;
+  }
 
   /** New settings and sender for what comes next; work in flight is left alone. */
   reconfigure(config: Config, sender: Sender): void {
@@ -191,6 +206,12 @@ export class QueueManager {
           claimedCount++;
           this.run(claimed);
         }
+      }
+      if (this.incomingBacklog === exhausted) {
+        this.incomingBacklog = !exhausted;
+        this.onIncomingBacklog(!exhausted);
+        // Files renamed in while the watch comes back are caught by one more scan.
+        if (exhausted) setTimeout(() => ((this.incomingDirty = true), this.scheduleFill()), RESUME_RESCAN_MS).unref();
       }
       this.incomingDirty = !exhausted;
     });

@@ -1,0 +1,405 @@
+/**
+ * `npm run bench`: the same work for every contender, on this machine, in one
+ * run: N messages of about 1 KiB, each POSTed once to one local node:http sink
+ * answering 200, 64 requests in flight, durability on. Medians of `--runs`.
+ *
+ * CPU is what binds on small machines, so the figure that carries over is CPU
+ * milliseconds per 1,000 messages for the whole pipeline (producers, daemon or
+ * broker; the sink excluded: it runs in its own process).
+ *
+ *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--write-readme]
+ */
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const HERE = path.join(ROOT, 'test/bench');
+const SPOOLD = path.join(ROOT, 'bin/spoold');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+const N = Number(arg('messages', '20000'));
+const RUNS = Number(arg('runs', '3'));
+const ONLY = arg('only', '').split(',').filter(Boolean);
+const CONCURRENCY = 64;
+const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+const want = (key: string) => ONLY.length === 0 || ONLY.includes(key);
+
+// ------------------------------------------------------------ measuring
+
+function cpuMsOf(pid: number): number {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(s[11]) + Number(s[12])) * 1000) / HZ;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU of a process tree (a broker forks helpers). */
+function treeCpuMs(pid: number): number {
+  let total = cpuMsOf(pid);
+  try {
+    for (const child of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += treeCpuMs(Number(child));
+  } catch {
+    /* gone */
+  }
+  return total;
+}
+
+function rssOf(pid: number): number {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+  } catch {
+    return 0;
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))] ?? NaN;
+};
+
+// ------------------------------------------------------------ the sink
+
+interface SinkStats {
+  received: number;
+  ok: number;
+  firstAttempts: number;
+  unique: number;
+  latencies: number[];
+  firstAt: number;
+  lastAt: number;
+}
+
+class Sink {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(failShare = 0): Promise<Sink> {
+    const child = fork(path.join(HERE, 'sink.ts'), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, SINK_FAIL_SHARE: String(failShare) } });
+    const port = await new Promise<number>((r) => child.once('message', (m: { port: number }) => r(m.port)));
+    return new Sink(child, `http://127.0.0.1:${port}`);
+  }
+
+  stats(): Promise<SinkStats> {
+    return new Promise((r) => {
+      this.child.once('message', (m) => r(m as SinkStats));
+      this.child.send({ cmd: 'stats' });
+    });
+  }
+
+  async until(pred: (s: SinkStats) => boolean, timeoutMs = 600_000): Promise<SinkStats> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.stats();
+      if (pred(s)) return s;
+      if (Date.now() > deadline) throw new Error(`sink: timed out (${s.unique}/${N})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  stop(): void {
+    this.child.send({ cmd: 'exit' });
+  }
+}
+
+function contender(mode: string, args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<{ cpuMs: number; ms: number; writeP50?: number }> } {
+  const child = fork(path.join(HERE, 'contender.ts'), [mode, ...args], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env } });
+  const done = new Promise<{ cpuMs: number; ms: number; writeP50?: number }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { cpuMs: number; ms: number }));
+    child.once('exit', (code) => code !== 0 && reject(new Error(`${mode} exited ${code}`)));
+  });
+  return { child, done };
+}
+
+// ------------------------------------------------------------ spools and daemons
+
+function freshSpool(base: string): string {
+  const spool = fs.mkdtempSync(path.join(base, 'spoold-bench-'));
+  for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q), { recursive: true, mode: 0o700 });
+  return spool;
+}
+
+function startSpoold(spool: string, extra: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--concurrency', String(CONCURRENCY), '--per-destination', String(CONCURRENCY), '--log-level', 'warn', '--min-backoff', '1s', '--max-backoff', '2s', ...extra], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function waitPort(port: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} not up`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// ------------------------------------------------------------ one run of each
+
+interface Figures {
+  throughput: number;
+  cpuPer1000: number;
+  p50?: number;
+  p99?: number;
+  p999?: number;
+  rssMb?: number;
+  writeP50?: number;
+  note?: string;
+}
+
+async function runCeiling(): Promise<Figures> {
+  const sink = await Sink.start();
+  const c = contender('ceiling', [String(N), String(CONCURRENCY), sink.url]);
+  const r = await c.done;
+  sink.stop();
+  return { throughput: (N / r.ms) * 1000, cpuPer1000: (r.cpuMs / N) * 1000 };
+}
+
+async function runSpooldEndToEnd(base: string, opts: { failShare?: number; rate?: number; batch?: number; messages?: number } = {}): Promise<Figures> {
+  const n = opts.messages ?? N;
+  const sink = await Sink.start(opts.failShare ?? 0);
+  const spool = freshSpool(base);
+  const daemon = startSpoold(spool);
+  await new Promise((r) => setTimeout(r, 600));
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(daemon.pid!))), 50);
+  const cpu0 = cpuMsOf(daemon.pid!);
+  const t0 = Date.now();
+  const producer = contender('produce', [String(n), opts.rate ? '16' : '32', spool], {
+    SINK_URL: sink.url,
+    SPOOLD_LIB: path.join(ROOT, 'dist/index.js'),
+    RATE: String(opts.rate ?? 0),
+    BATCH: String(opts.batch ?? 0),
+  });
+  const p = await producer.done;
+  // With failures, the first attempts are what compares with the clean run.
+  const s = await sink.until((x) => (opts.failShare ? x.firstAttempts >= n : x.unique >= n));
+  const elapsed = (opts.failShare ? s.lastAt : s.lastAt) - t0;
+  const cpu = cpuMsOf(daemon.pid!) - cpu0;
+  clearInterval(sampler);
+  await stopProcess(daemon);
+  sink.stop();
+  fs.rmSync(spool, { recursive: true, force: true });
+  return {
+    throughput: (n / Math.max(1, elapsed)) * 1000,
+    cpuPer1000: ((cpu + p.cpuMs) / n) * 1000,
+    p50: pct(s.latencies, 50),
+    p99: pct(s.latencies, 99),
+    p999: pct(s.latencies, 99.9),
+    rssMb: peak / 1024 / 1024,
+    ...(p.writeP50 !== undefined && { writeP50: p.writeP50 }),
+    note: `daemon ${((cpu / n) * 1000).toFixed(0)} + producer ${((p.cpuMs / n) * 1000).toFixed(0)}`,
+  };
+}
+
+async function runSpooldDrain(base: string): Promise<Figures> {
+  const sink = await Sink.start();
+  const spool = freshSpool(base);
+  for (let i = 0; i < N; i++) fs.writeFileSync(path.join(spool, 'incoming', `d-${i}.json`), JSON.stringify({ url: `${sink.url}/hook`, body: JSON.stringify({ t: 0, i, pad: 'x'.repeat(960) }) }));
+  const t0 = Date.now();
+  const daemon = startSpoold(spool);
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(daemon.pid!))), 50);
+  const s = await sink.until((x) => x.unique >= N);
+  const cpu = cpuMsOf(daemon.pid!);
+  clearInterval(sampler);
+  await stopProcess(daemon);
+  sink.stop();
+  fs.rmSync(spool, { recursive: true, force: true });
+  return { throughput: (N / (s.lastAt - t0)) * 1000, cpuPer1000: (cpu / N) * 1000, rssMb: peak / 1024 / 1024, note: 'start-up included' };
+}
+
+function fsCosts(base: string): string {
+  const dir = fs.mkdtempSync(path.join(base, 'spoold-fs-'));
+  const count = 2000;
+  const payload = Buffer.alloc(1024, 'x');
+  const time = (f: (i: number) => void) => {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) f(i);
+    return Number(process.hrtime.bigint() - t0) / 1000 / count;
+  };
+  const write = time((i) => {
+    const fd = fs.openSync(path.join(dir, `t${i}`), 'wx');
+    fs.writeSync(fd, payload);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(path.join(dir, `t${i}`), path.join(dir, `m${i}`));
+  });
+  const rename = time((i) => fs.renameSync(path.join(dir, `m${i}`), path.join(dir, `a${i}`)));
+  const read = time((i) => fs.readFileSync(path.join(dir, `a${i}`)));
+  const unlink = time((i) => fs.unlinkSync(path.join(dir, `a${i}`)));
+  fs.rmSync(dir, { recursive: true, force: true });
+  return `write+fsync+rename ${write.toFixed(0)} µs, rename ${rename.toFixed(0)} µs, read ${read.toFixed(0)} µs, unlink ${unlink.toFixed(0)} µs`;
+}
+
+// ------------------------------------------------------------ peers
+
+function install(pkgs: string[]): void {
+  if (process.getuid?.() !== 0) return;
+  spawnSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')} >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}) >/dev/null 2>&1`]);
+}
+
+async function withRedis<T>(work: (port: number, pid: number) => Promise<T>): Promise<T> {
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) install(['redis-server']);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-redis-'));
+  const port = 6391;
+  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'yes'], { stdio: 'ignore' });
+  try {
+    await waitPort(port);
+    return await work(port, redis.pid!);
+  } finally {
+    await stopProcess(redis);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function withRabbit<T>(work: (port: number, pid: number) => Promise<T>): Promise<T> {
+  if (spawnSync('sh', ['-c', 'command -v rabbitmq-server']).status !== 0) install(['rabbitmq-server']);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-rabbit-'));
+  const port = 5673;
+  const env = {
+    ...process.env,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_NODENAME: 'spooldbench@localhost',
+    RABBITMQ_MNESIA_BASE: path.join(dir, 'mnesia'),
+    RABBITMQ_LOG_BASE: path.join(dir, 'log'),
+    RABBITMQ_PID_FILE: path.join(dir, 'pid'),
+    RABBITMQ_DIST_PORT: '25673',
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+    HOME: dir,
+  };
+  const rabbit = spawn('rabbitmq-server', [], { env, stdio: 'ignore' });
+  try {
+    await waitPort(port, 120_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    return await work(port, rabbit.pid!);
+  } finally {
+    spawnSync('rabbitmqctl', ['-n', 'spooldbench@localhost', 'stop'], { env, stdio: 'ignore', timeout: 30_000 });
+    await stopProcess(rabbit);
+    spawnSync('pkill', ['-f', 'spooldbench@localhost']);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runBroker(mode: 'bullmq' | 'rabbit', port: number, brokerPid: number): Promise<Figures> {
+  const sink = await Sink.start();
+  const b0 = treeCpuMs(brokerPid);
+  const c = contender(mode, [String(N), String(CONCURRENCY), sink.url], mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) });
+  const r = await c.done;
+  const s = await sink.stats();
+  const broker = treeCpuMs(brokerPid) - b0;
+  const rss = rssOf(brokerPid);
+  sink.stop();
+  return {
+    throughput: (N / r.ms) * 1000,
+    cpuPer1000: ((r.cpuMs + broker) / N) * 1000,
+    p50: pct(s.latencies, 50),
+    p99: pct(s.latencies, 99),
+    rssMb: rss / 1024 / 1024,
+    note: `broker ${((broker / N) * 1000).toFixed(0)} + client ${((r.cpuMs / N) * 1000).toFixed(0)}`,
+  };
+}
+
+// ------------------------------------------------------------ main
+
+interface Row {
+  name: string;
+  runs: Figures[];
+  failed?: string;
+}
+
+async function repeat(name: string, run: () => Promise<Figures>, times = RUNS): Promise<Row> {
+  const runs: Figures[] = [];
+  try {
+    for (let i = 0; i < times; i++) {
+      runs.push(await run());
+      console.error(`  ${name} run ${i + 1}: ${Math.round(runs.at(-1)!.throughput)} msgs/s, ${runs.at(-1)!.cpuPer1000.toFixed(0)} CPU-ms/1000`);
+    }
+  } catch (err) {
+    return { name, runs, failed: (err as Error).message.split('\n')[0] };
+  }
+  return { name, runs };
+}
+
+function fmt(row: Row, ceiling: number): string {
+  if (row.failed && row.runs.length === 0) return `| ${row.name} | could not run: ${row.failed} | | | | | |`;
+  const m = (f: (x: Figures) => number | undefined) => median(row.runs.map(f).filter((x): x is number => x !== undefined && !Number.isNaN(x)));
+  const tp = m((r) => r.throughput);
+  const lat = row.runs.some((r) => r.p50 !== undefined) ? `${m((r) => r.p50).toFixed(1)} / ${m((r) => r.p99).toFixed(1)}${row.runs.some((r) => r.p999 !== undefined) ? ` / ${m((r) => r.p999).toFixed(1)}` : ''}` : '';
+  const rss = row.runs.some((r) => r.rssMb !== undefined) ? `${m((r) => r.rssMb).toFixed(0)} MB` : '';
+  const note = [row.runs[0]?.note, row.runs[0]?.writeP50 !== undefined ? `producer write p50 ${m((r) => r.writeP50).toFixed(2)} ms` : '', row.failed ? `(${row.failed})` : ''].filter(Boolean).join('; ');
+  return `| ${row.name} | ${Math.round(tp).toLocaleString('en')} | ${m((r) => r.cpuPer1000).toFixed(0)} | ${ceiling ? (tp / ceiling).toFixed(2) : ''} | ${lat} | ${rss} | ${note} |`;
+}
+
+async function main(): Promise<void> {
+  const disk = arg('disk', os.tmpdir());
+  const tmpfs = arg('tmpfs', '/dev/shm');
+  const fsType = (d: string) => execFileSync('stat', ['-f', '-c', '%T', d], { encoding: 'utf8' }).trim();
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  if (want('fs')) {
+    notes.push(`File-system cost per message, disk (${fsType(disk)}): ${fsCosts(disk)}.`);
+    notes.push(`File-system cost per message, tmpfs: ${fsCosts(tmpfs)}.`);
+  }
+  const ceiling = want('ceiling') ? await repeat('in-memory loop (ceiling, no durability)', runCeiling) : null;
+  if (ceiling) rows.push(ceiling);
+  for (const [label, dir] of [['tmpfs', tmpfs], ['disk', disk]] as const) {
+    if (want('e2e')) rows.push(await repeat(`spoold end to end, spool on ${label}`, () => runSpooldEndToEnd(dir)));
+    if (want('batch')) rows.push(await repeat(`spoold end to end with enqueueMany(100), ${label}`, () => runSpooldEndToEnd(dir, { batch: 100 })));
+    if (want('drain')) rows.push(await repeat(`spoold drain (${N.toLocaleString('en')} waiting at start), ${label}`, () => runSpooldDrain(dir)));
+    if (want('503')) rows.push(await repeat(`spoold, 30% 503 (first attempts), ${label}`, () => runSpooldEndToEnd(dir, { failShare: 0.3 })));
+  }
+  if (want('latency')) rows.push(await repeat('spoold at 500 msgs/s (latency), disk', () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 5000) })));
+  if (want('bullmq')) rows.push(await withRedis((port, pid) => repeat('BullMQ (Redis 7, AOF everysec)', () => runBroker('bullmq', port, pid))).catch((e: Error) => ({ name: 'BullMQ', runs: [], failed: e.message })));
+  if (want('rabbit')) rows.push(await withRabbit((port, pid) => repeat('RabbitMQ (classic durable queue, confirms, prefetch 64)', () => runBroker('rabbit', port, pid))).catch((e: Error) => ({ name: 'RabbitMQ', runs: [], failed: e.message })));
+
+  const base = ceiling ? median(ceiling.runs.map((r) => r.throughput)) : 0;
+  const cpus = os.cpus();
+  const table = [
+    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fsType(disk)} (${disk}), tmpfs ${tmpfs}; ${N.toLocaleString('en')} messages of about 1 KiB, ${CONCURRENCY} in flight, median of ${RUNS} runs.`,
+    '',
+    ...notes,
+    '',
+    '| contender | msgs/s | CPU-ms per 1,000 | × ceiling | latency p50 / p99 (/ p99.9) ms | peak RSS | notes |',
+    '|---|---:|---:|---:|---|---:|---|',
+    ...rows.map((r) => fmt(r, base)),
+  ].join('\n');
+  console.log(table);
+  if (process.argv.includes('--write-readme')) {
+    const readme = path.join(ROOT, 'README.md');
+    const text = fs.readFileSync(readme, 'utf8');
+    const [start, end] = ['<!-- bench:compare:start -->', '<!-- bench:compare:end -->'];
+    const i = text.indexOf(start);
+    const j = text.indexOf(end);
+    if (i < 0 || j < 0) throw new Error('README has no bench:compare markers');
+    fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
+    console.error('README updated');
+  }
+}
+
+await main();
