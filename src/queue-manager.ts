@@ -27,8 +27,8 @@ import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
 
 const BUSY_RESCAN_MS = 50;
-/** After the incoming watch resumes, one more scan this much later. */
-const RESUME_RESCAN_MS = 50;
+/** File events resume after incoming/ has had no backlog for this long. */
+const WATCH_RESUME_AFTER_MS = 1000;
 /** How long a message waits after the host failed us (EMFILE, EIO, a failed move). */
 const HOST_TROUBLE_DELAY_MS = 1000;
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
@@ -61,8 +61,9 @@ export class QueueManager {
   private readonly senders = new Set<Sender>();
 
   private incomingDirty = true;
-  /** incoming/ held more than one fill could claim, at the last scan. */
+  /** File events are paused: incoming/ held more than one fill could claim, and has not been quiet for long. */
   private incomingBacklog = false;
+  private quietSince: number | null = null;
   private dueDirty = true;
   private passedOverBusy = false;
   private nextDue: number | null = null;
@@ -115,8 +116,9 @@ export class QueueManager {
   /** A name appeared in incoming/ (a hint from the watcher). */
   noticeIncoming(name: string): void {
     const id = parseIncomingName(name);
-    if (!id || this.stopping) return;
-    if (this.held < this.maxHeld && !this.heldIds.has(id) && Date.now() >= this.troubleUntil && this.stranded.size === 0) {
+    // Our own claim's rename shows up here too: the id is held by then.
+    if (!id || this.stopping || this.heldIds.has(id)) return;
+    if (this.held < this.maxHeld && Date.now() >= this.troubleUntil && this.stranded.size === 0) {
       this.guard('claim', () => {
         const claimed = claimIncoming(this.spool, id, Date.now());
         if (claimed) this.run(claimed);
@@ -207,13 +209,27 @@ export class QueueManager {
           this.run(claimed);
         }
       }
-      if (this.incomingBacklog === exhausted) {
-        this.incomingBacklog = !exhausted;
-        this.onIncomingBacklog(!exhausted);
-        // Files renamed in while the watch comes back are caught by one more scan.
-        if (exhausted) setTimeout(() => ((this.incomingDirty = true), this.scheduleFill()), RESUME_RESCAN_MS).unref();
+      // Busy: stop the file events and scan instead (on every completion, and
+      // every BUSY_RESCAN_MS). Resume them only after a quiet second, so that
+      // a bursty producer does not make the watch restart (and chokidar re-read
+      // the directory) at every lull.
+      const now = Date.now();
+      if (!exhausted) {
+        this.quietSince = null;
+        if (!this.incomingBacklog) {
+          this.incomingBacklog = true;
+          this.onIncomingBacklog(true);
+        }
+      } else if (this.incomingBacklog) {
+        this.quietSince ??= now;
+        if (now - this.quietSince >= WATCH_RESUME_AFTER_MS) {
+          this.incomingBacklog = false;
+          this.onIncomingBacklog(false);
+          // Files renamed in while the watch comes back are caught by one more scan.
+          setTimeout(() => ((this.incomingDirty = true), this.scheduleFill()), BUSY_RESCAN_MS).unref();
+        }
       }
-      this.incomingDirty = !exhausted;
+      this.incomingDirty = !exhausted || this.incomingBacklog;
     });
     return claimedCount;
   }
@@ -227,6 +243,7 @@ export class QueueManager {
     const now = Date.now();
     let at = Math.max(this.lastIncomingScan, now - this.config.scanInterval) + this.config.scanInterval;
     if (this.nextDue !== null) at = Math.min(at, this.nextDue);
+    if (this.incomingBacklog) at = Math.min(at, now + BUSY_RESCAN_MS);
     // In trouble, nothing else may wake the daemon sooner: past-due times
     // would otherwise make a hot loop of failing ticks.
     if (this.stranded.size > 0) at = now + HOST_TROUBLE_DELAY_MS;
@@ -273,7 +290,7 @@ export class QueueManager {
       else this.log.error({ event: 'spool-degraded', stranded: this.stranded.size }, `${this.stranded.size} message(s) could not be moved; not claiming until they can`);
     }
     this.dueDirty = true;
-    if (now - this.lastIncomingScan >= this.config.scanInterval) this.incomingDirty = true;
+    if (this.incomingBacklog || now - this.lastIncomingScan >= this.config.scanInterval) this.incomingDirty = true;
     this.fill();
   }
 
