@@ -53,6 +53,16 @@ function treeCpuMs(pid: number): number {
   return total;
 }
 
+function treeRss(pid: number): number {
+  let total = rssOf(pid);
+  try {
+    for (const child of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += treeRss(Number(child));
+  } catch {
+    /* gone */
+  }
+  return total;
+}
+
 function rssOf(pid: number): number {
   try {
     return Number(fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
@@ -288,20 +298,31 @@ async function withRabbit<T>(work: (port: number, pid: number) => Promise<T>): P
     RABBITMQ_MNESIA_BASE: path.join(dir, 'mnesia'),
     RABBITMQ_LOG_BASE: path.join(dir, 'log'),
     RABBITMQ_PID_FILE: path.join(dir, 'pid'),
-    RABBITMQ_DIST_PORT: '25673',
     ERL_EPMD_ADDRESS: '127.0.0.1',
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
     HOME: dir,
   };
-  const rabbit = spawn('rabbitmq-server', [], { env, stdio: 'ignore' });
+  // RabbitMQ does not create these itself.
+  fs.mkdirSync(path.join(dir, 'mnesia'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'log'), { recursive: true });
+  // Debian's /usr/sbin wrapper switches to the rabbitmq user, who may not enter
+  // this private directory: run the server script itself.
+  const server = fs.existsSync('/usr/lib/rabbitmq/bin/rabbitmq-server') ? '/usr/lib/rabbitmq/bin/rabbitmq-server' : 'rabbitmq-server';
+  const rabbit = spawn(server, [], { env, stdio: 'ignore', detached: true });
+  rabbit.on('error', () => undefined);
   try {
     await waitPort(port, 120_000);
     await new Promise((r) => setTimeout(r, 1000));
     return await work(port, rabbit.pid!);
   } finally {
-    spawnSync('rabbitmqctl', ['-n', 'spooldbench@localhost', 'stop'], { env, stdio: 'ignore', timeout: 30_000 });
-    await stopProcess(rabbit);
-    spawnSync('pkill', ['-f', 'spooldbench@localhost']);
+    spawnSync(fs.existsSync('/usr/lib/rabbitmq/bin/rabbitmqctl') ? '/usr/lib/rabbitmq/bin/rabbitmqctl' : 'rabbitmqctl', ['-n', 'spooldbench@localhost', 'stop'], { env, stdio: 'ignore', timeout: 30_000 });
+    // The wrapper scripts do not always pass SIGTERM on: end the whole group.
+    try {
+      process.kill(-rabbit.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    spawnSync('pkill', ['-9', '-f', 'spooldbench@localhost']);
+    spawnSync('pkill', ['-9', 'epmd']);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -313,7 +334,7 @@ async function runBroker(mode: 'bullmq' | 'rabbit', port: number, brokerPid: num
   const r = await c.done;
   const s = await sink.stats();
   const broker = treeCpuMs(brokerPid) - b0;
-  const rss = rssOf(brokerPid);
+  const rss = treeRss(brokerPid);
   sink.stop();
   return {
     throughput: (N / r.ms) * 1000,

@@ -87,7 +87,8 @@ async function post(p: Pool, id: string, payload: string): Promise<void> {
 
 async function bullmq(): Promise<void> {
   const { Queue, Worker } = await import('bullmq');
-  const connection = { host: '127.0.0.1', port: Number(process.env.REDIS_PORT), maxRetriesPerRequest: null };
+  const { Redis } = await import('ioredis');
+  const connection = new Redis({ host: '127.0.0.1', port: Number(process.env.REDIS_PORT), maxRetriesPerRequest: null });
   const queue = new Queue('bench', { connection });
   await queue.obliterate({ force: true }).catch(() => undefined);
   const p = new Pool(target, { connections: CONCURRENCY });
@@ -112,6 +113,7 @@ async function bullmq(): Promise<void> {
   const ms = performance.now() - t0;
   await worker.close();
   await queue.close();
+  connection.disconnect();
   report({ ms });
 }
 
