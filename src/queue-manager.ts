@@ -523,11 +523,4 @@ export class QueueManager {
   private async cutOff(): Promise<void> {
     await Promise.all([...this.senders].map((s) => s.close()));
   }
-
-  /** For the start-up log and tests of boundedness. */
-  stats(): { held: number; sending: number; destinations: number } {
-    return { held: this.held, sending: this.sending, destinations: this.destinations.size };
-  }
 }
-
-export type { AttemptResult };

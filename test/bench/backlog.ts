@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { replaceReadmeSection } from './readme.js';
 import { formatEntry, destinationTag, bucketOf } from '../../src/names.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -180,17 +181,8 @@ async function main(): Promise<void> {
   }
   const table = lines.join('\n');
   console.log(table);
-  if (WRITE) {
-    const readme = path.join(ROOT, 'README.md');
-    const text = fs.readFileSync(readme, 'utf8');
-    const start = '<!-- bench:backlog:start -->';
-    const end = '<!-- bench:backlog:end -->';
-    const i = text.indexOf(start);
-    const j = text.indexOf(end);
-    if (i < 0 || j < 0) throw new Error('README has no bench:backlog markers');
-    fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
-    console.error('README updated');
-  }
+  if (WRITE) replaceReadmeSection('bench:backlog', table);
+
 }
 
 await main();

@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { replaceReadmeSection } from './readme.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HERE = path.join(ROOT, 'test/bench');
@@ -411,16 +412,8 @@ async function main(): Promise<void> {
     ...rows.map((r) => fmt(r, base)),
   ].join('\n');
   console.log(table);
-  if (process.argv.includes('--write-readme')) {
-    const readme = path.join(ROOT, 'README.md');
-    const text = fs.readFileSync(readme, 'utf8');
-    const [start, end] = ['<!-- bench:compare:start -->', '<!-- bench:compare:end -->'];
-    const i = text.indexOf(start);
-    const j = text.indexOf(end);
-    if (i < 0 || j < 0) throw new Error('README has no bench:compare markers');
-    fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
-    console.error('README updated');
-  }
+  if (process.argv.includes('--write-readme')) replaceReadmeSection('bench:compare', table);
+
 }
 
 await main();

@@ -2,7 +2,7 @@
  * End-to-end harness: a real spool in a temporary directory, the real
  * bin/spoold as a child process, and a real node:http server on 127.0.0.1.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -220,4 +220,18 @@ export function spoolctl(args: string[], opts: { input?: string; env?: NodeJS.Pr
 
 export function ensureSpoolDirs(spool: string): void {
   for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q), { recursive: true });
+}
+
+/**
+ * Root ignores file modes, so tests about permissions run the daemon as
+ * nobody: hands `base` (and what is below it) to nobody and returns a
+ * wrapper to pass as `runAs`. Not root: undefined (the daemon runs as us).
+ */
+export function asNobody(base: string): string | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  execFileSync('chown', ['-R', 'nobody:nogroup', base]);
+  fs.chmodSync(base, 0o755);
+  const wrapper = path.join(base, 'as-nobody');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups ${process.execPath} "$@"\n`, { mode: 0o755 });
+  return wrapper;
 }

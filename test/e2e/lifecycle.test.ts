@@ -3,11 +3,11 @@
  * SIGTERM while sending, the one-daemon-per-spool lock.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { cleanup, drop, ensureSpoolDirs, idsIn, sleep, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+import { asNobody, cleanup, drop, ensureSpoolDirs, idsIn, sleep, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -157,15 +157,8 @@ describe('lifecycle', () => {
     const sink = await startSink((_req, res) => res.writeHead(healthy ? 200 : 503).end());
     const spool = tempSpool();
     ensureSpoolDirs(spool);
-    const base = path.dirname(spool);
-    const opts: { runAs?: string } = {};
-    if (process.getuid?.() === 0) {
-      // Root ignores file modes: run the daemon as nobody.
-      execFileSync('chown', ['-R', 'nobody:nogroup', base]);
-      fs.chmodSync(base, 0o755);
-      opts.runAs = path.join(base, 'as-nobody');
-      fs.writeFileSync(opts.runAs, `#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups ${process.execPath} "$@"\n`, { mode: 0o755 });
-    }
+    const runAs = asNobody(path.dirname(spool));
+    const opts = runAs ? { runAs } : {};
     const daemon = await startDaemon(spool, [], opts);
     try {
       fs.chmodSync(path.join(spool, 'deferred'), 0o500);

@@ -3,11 +3,10 @@
  * loopback check after DNS resolution included), secrets kept out of logs.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, drop, ensureSpoolDirs, startDaemon, startSink, tempSpool } from './helpers.js';
+import { asNobody, cleanup, drop, ensureSpoolDirs, startDaemon, startSink, tempSpool } from './helpers.js';
 
 after(cleanup);
 
@@ -16,16 +15,9 @@ describe('files of another owner', () => {
     const sink = await startSink((_req, res) => res.end('ok'));
     const spool = tempSpool();
     ensureSpoolDirs(spool);
-    const base = path.dirname(spool);
-    const asRoot = process.getuid?.() === 0;
-    const opts: { runAs?: string } = {};
-    if (asRoot) {
-      // The daemon runs as nobody; the files belong to root.
-      execFileSync('chown', ['-R', 'nobody:nogroup', base]);
-      fs.chmodSync(base, 0o755);
-      opts.runAs = path.join(base, 'as-nobody');
-      fs.writeFileSync(opts.runAs, `#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups ${process.execPath} "$@"\n`, { mode: 0o755 });
-    }
+    const runAs = asNobody(path.dirname(spool));
+    const asRoot = runAs !== undefined;
+    const opts = runAs ? { runAs } : {};
     const daemon = await startDaemon(spool, [], opts);
     try {
       const put = (id: string, mode: number) => {

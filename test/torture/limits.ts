@@ -4,13 +4,13 @@
  * The daemon must degrade (stop claiming, log loudly, retry) and recover by
  * itself once the condition clears, losing nothing.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
+import { asNobody, ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
 import { countingSink, quickDrop, snapshot, sleep, type Outcome } from './common.js';
 
 interface Part {
@@ -110,18 +110,14 @@ async function fewDescriptors(messages: number): Promise<Part> {
 /** deferred/ made read-only under a daemon that is not root. */
 async function permissionDenied(): Promise<Part> {
   const name = 'permission denied on a queue folder';
-  const isRoot = process.getuid?.() === 0;
   let healthy = false;
   const sink = await routedSink(() => (healthy ? 200 : 503));
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-perm-'));
   const spool = path.join(base, 'spool');
   ensureSpoolDirs(spool);
-  if (isRoot) execFileSync('chown', ['-R', 'nobody:nogroup', base]);
-  fs.chmodSync(base, 0o755);
   // Root ignores permissions: the daemon runs as nobody for this part.
-  const wrapper = path.join(base, 'spoold-as-nobody');
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups ${process.execPath} "$@"\n`, { mode: 0o755 });
-  const daemon = await startDaemon(spool, ['--min-backoff', '300ms', '--max-backoff', '600ms'], { ready: false, ...(isRoot && { runAs: wrapper }) });
+  const runAs = asNobody(base);
+  const daemon = await startDaemon(spool, ['--min-backoff', '300ms', '--max-backoff', '600ms'], { ready: false, ...(runAs && { runAs }) });
   try {
     const ids = Array.from({ length: 20 }, (_, i) => `p-${i}`);
     fs.chmodSync(path.join(spool, 'deferred'), 0o500);
@@ -140,7 +136,7 @@ async function permissionDenied(): Promise<Part> {
     return {
       name,
       pass: done && up && lost === 0 && failed > 0 && daemon.events('spool-writable').length > 0,
-      text: `deferred/ read-only for the daemon (running as ${isRoot ? 'nobody' : 'this user'}): ${failed} failed moves, ${degraded} degraded lines, claiming paused; after chmod back: ${ids.filter((id) => sink.ok.has(id)).length}/20 delivered, lost ${lost}, daemon up ${up}`,
+      text: `deferred/ read-only for the daemon (running as ${runAs ? 'nobody' : 'this user'}): ${failed} failed moves, ${degraded} degraded lines, claiming paused; after chmod back: ${ids.filter((id) => sink.ok.has(id)).length}/20 delivered, lost ${lost}, daemon up ${up}`,
     };
   } finally {
     await daemon.stop();

@@ -4,10 +4,8 @@
  * one line of figures; a summary table ends the run, and the exit code says
  * whether every scenario held.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { replaceReadmeSection } from '../bench/readme.js';
 import { cleanup } from '../e2e/helpers.js';
 import type { Outcome } from './common.js';
 import { crashLoop } from './crash-loop.js';
@@ -53,14 +51,5 @@ const table = [
 console.log(`\n${table}`);
 const failed = results.filter((r) => !r.pass).length;
 console.log(`\n${results.length - failed} passed, ${failed} failed`);
-if (process.argv.includes('--write-readme') && !only && failed === 0) {
-  const readme = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
-  const text = fs.readFileSync(readme, 'utf8');
-  const [start, end] = ['<!-- torture:start -->', '<!-- torture:end -->'];
-  const i = text.indexOf(start);
-  const j = text.indexOf(end);
-  if (i < 0 || j < 0) throw new Error('README has no torture markers');
-  fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
-  console.log('README updated');
-}
+if (process.argv.includes('--write-readme') && !only && failed === 0) replaceReadmeSection('torture', table);
 process.exitCode = failed > 0 ? 1 : 0;
