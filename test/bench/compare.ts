@@ -396,7 +396,10 @@ async function main(): Promise<void> {
     if (want('drain')) rows.push(await repeat(`spoold drain (${N.toLocaleString('en')} waiting at start), ${label}`, () => runSpooldDrain(dir)));
     if (want('503')) rows.push(await repeat(`spoold, 30% 503 (first attempts), ${label}`, () => runSpooldEndToEnd(dir, { failShare: 0.3 })));
   }
-  if (want('latency')) rows.push(await repeat('spoold at 500 msgs/s (latency), disk', () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 5000) })));
+  if (want('latency')) {
+    rows.push(await repeat('spoold at 500 msgs/s (latency), tmpfs', () => runSpooldEndToEnd(tmpfs, { rate: 500, messages: Math.min(N, 5000) })));
+    rows.push(await repeat('spoold at 500 msgs/s (latency), disk', () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 5000) })));
+  }
   if (want('bullmq')) rows.push(await withRedis((port, pid) => repeat('BullMQ (Redis 7, AOF everysec)', () => runBroker('bullmq', port, pid))).catch((e: Error) => ({ name: 'BullMQ', runs: [], failed: e.message })));
   if (want('rabbit')) rows.push(await withRabbit((port, pid) => repeat('RabbitMQ (classic durable queue, confirms, prefetch 64)', () => runBroker('rabbit', port, pid))).catch((e: Error) => ({ name: 'RabbitMQ', runs: [], failed: e.message })));
 
