@@ -3,10 +3,11 @@
  * local HTTP server; and spoold's operator side: SIGHUP reload, log formats.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, drop, idsIn, sleep, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+import { cleanup, drop, idsIn, sleep, SPOOLCTL, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
 after(cleanup);
 
@@ -54,9 +55,18 @@ describe('spoolctl', () => {
       assert.match(unasked.stderr, /--yes/);
       assert.equal(idsIn(spool, 'deferred').length, 4);
 
+      // On a terminal it asks; "n" keeps the message, "y" deletes it.
+      const onTerminal = (answer: string) =>
+        spawnSync('script', ['-q', '-e', '-c', `${process.execPath} ${SPOOLCTL} delete d --spool ${spool}`, '/dev/null'], { input: `${answer}\n`, encoding: 'utf8', timeout: 10_000 });
+      const kept = onTerminal('n');
+      assert.match(kept.stdout, /Delete 1 message for good\? \[y\/N\]/);
+      assert.ok(idsIn(spool, 'deferred').includes('d'), 'answered no: kept');
+      onTerminal('y');
+      assert.ok(!idsIn(spool, 'deferred').includes('d'), 'answered yes: deleted');
+
       const r = spoolctl(['delete', 'a', 'c', '--yes', '--spool', spool]);
       assert.equal(r.status, 0, r.stderr);
-      assert.deepEqual(idsIn(spool, 'deferred'), ['b', 'd']);
+      assert.deepEqual(idsIn(spool, 'deferred'), ['b']);
       const missing = spoolctl(['delete', 'a', '--yes', '--spool', spool]);
       assert.equal(missing.status, 1);
       assert.match(missing.stderr, /a: not found/);
