@@ -140,7 +140,9 @@ async function rabbit(): Promise<void> {
       () => consumer.nack(msg, false, true),
     );
   });
-  await pool(N, 32, async (i) => {
+  // Confirms are asynchronous: keep many publishes in flight, as a tuned
+  // producer would, rather than waiting for each confirm in turn.
+  await pool(N, 512, async (i) => {
     await new Promise<void>((resolve, reject) =>
       ch.sendToQueue('bench', Buffer.from(body(i)), { persistent: true, messageId: `r-${i}`, contentType: 'application/json' }, (err) => (err ? reject(err) : resolve())),
     );
