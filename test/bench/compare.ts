@@ -273,7 +273,18 @@ function install(pkgs: string[]): void {
   spawnSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')} >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}) >/dev/null 2>&1`]);
 }
 
+/**
+ * BullMQ's client is installed when the bench runs, not kept in the lock
+ * file: its optional native parts exist for platforms this registry does not
+ * serve, and a lock file without them breaks `npm ci`.
+ */
+function ensureBullmq(): void {
+  if (fs.existsSync(path.join(ROOT, 'node_modules/bullmq')) && fs.existsSync(path.join(ROOT, 'node_modules/ioredis'))) return;
+  spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', 'bullmq@^6', 'ioredis@^5'], { cwd: ROOT, stdio: 'ignore' });
+}
+
 async function withRedis<T>(work: (port: number, pid: number) => Promise<T>): Promise<T> {
+  ensureBullmq();
   if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) install(['redis-server']);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-redis-'));
   const port = 6391;

@@ -86,8 +86,9 @@ async function post(p: Pool, id: string, payload: string): Promise<void> {
 }
 
 async function bullmq(): Promise<void> {
-  const { Queue, Worker } = await import('bullmq');
-  const { Redis } = await import('ioredis');
+  // Installed by compare.ts when it runs (not in the lock file).
+  const { Queue, Worker } = await import('bullmq' as string);
+  const { Redis } = await import('ioredis' as string);
   const connection = new Redis({ host: '127.0.0.1', port: Number(process.env.REDIS_PORT), maxRetriesPerRequest: null });
   const queue = new Queue('bench', { connection });
   await queue.obliterate({ force: true }).catch(() => undefined);
@@ -98,7 +99,7 @@ async function bullmq(): Promise<void> {
   const t0 = performance.now();
   const worker = new Worker(
     'bench',
-    async (job) => {
+    async (job: { id?: string; data: { body: string } }) => {
       await post(p, String(job.id), job.data.body as string);
     },
     { connection, concurrency: CONCURRENCY, removeOnComplete: { count: 0 }, removeOnFail: { count: 1000 } },
