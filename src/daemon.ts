@@ -18,6 +18,16 @@ import { watchIncoming, type IncomingWatch } from './watch.js';
  *   called on SIGHUP.
  */
 export async function runDaemon(load: () => Config): Promise<number> {
+  // Signals are caught from the first moment: a SIGTERM during start-up
+  // (systemd stopping a unit it just started) must still end in a clean stop.
+  let onStopSignal: ((signal: string) => void) | null = null;
+  let earlySignal: string | null = null;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => (onStopSignal ? onStopSignal(signal) : (earlySignal ??= signal)));
+  }
+  let onReloadSignal: (() => void) | null = null;
+  // A reload asked for during start-up is moot: the configuration is being read now.
+  process.on('SIGHUP', () => onReloadSignal?.());
   let config = load();
   const log: Logger = await createLogger(config.logLevel, config.logFormat);
   const spool = new Spool(config.spool);
@@ -75,10 +85,9 @@ export async function runDaemon(load: () => Config): Promise<number> {
   };
 
   return new Promise<number>((resolve, reject) => {
-    process.on('SIGHUP', reload);
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.on(signal, () => void stop(signal).then(resolve, reject));
-    }
+    onReloadSignal = reload;
+    onStopSignal = (signal) => void stop(signal).then(resolve, reject);
+    if (earlySignal) return onStopSignal(earlySignal);
     // The first scan runs before the watch starts: with a backlog waiting,
     // the watch starts paused (see watch.ts).
     manager.start();

@@ -113,6 +113,15 @@ describe('lifecycle', () => {
     }
   });
 
+  it('stops cleanly on a SIGTERM that arrives while it is still starting', async () => {
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, [], { ready: false });
+    await daemon.waitEvent('lock-taken');
+    const exit = await daemon.stop('SIGTERM');
+    assert.equal(exit.code, 0, daemon.stderr);
+    assert.equal(fs.existsSync(path.join(spool, 'spoold.pid')), false, 'lock released');
+  });
+
   it('refuses a second daemon on the same spool, and takes over a lock left by a killed one', async () => {
     const spool = tempSpool();
     const first = await startDaemon(spool);
