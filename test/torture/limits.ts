@@ -58,18 +58,25 @@ async function fullDisk(): Promise<Part> {
     }
     const filler = path.join(mountpoint, 'filler');
     const fd = fs.openSync(filler, 'w');
-    const block = Buffer.alloc(64 * 1024);
-    try {
-      for (;;) fs.writeSync(fd, block);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    }
-    fs.closeSync(fd);
+    // Keep the disk full: every delivered message's unlink frees a page, and
+    // the filler takes it back at once.
+    const fill = (block: Buffer) => {
+      try {
+        for (;;) fs.writeSync(fd, block);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      }
+    };
+    fill(Buffer.alloc(64 * 1024));
+    const page = Buffer.alloc(4096);
+    const topUp = setInterval(() => fill(page), 2);
     for (const kind of ['ok', 'bounce', 'defer'] as const) for (const id of ids[kind]) fs.renameSync(path.join(spool, 'tmp', `${id}.json`), path.join(spool, 'incoming', `${id}.json`));
     const d = daemon;
     await waitFor('the daemon notices', () => d.events('move-failed').length > 0 || d.events('spool-degraded').length > 0, 15_000).catch(() => undefined);
     await sleep(2000);
     const degraded = d.events('spool-degraded').length + d.events('move-failed').length;
+    clearInterval(topUp);
+    fs.closeSync(fd);
     fs.unlinkSync(filler);
     healthy = true;
     await waitFor('recovered', () => ids.ok.every((id) => sink.ok.has(id)) && ids.defer.every((id) => sink.ok.has(id)) && ids.bounce.every((id) => snapshot(spool).get(id)?.includes('bounced')), 30_000).catch(() => undefined);
