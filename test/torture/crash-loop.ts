@@ -2,6 +2,8 @@
  * Scenario 1: spoold killed with SIGKILL at random moments, again and again,
  * while producers keep writing and the endpoint fails a share of requests.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
 import { countingSink, quickDrop, snapshot, sleep, type Outcome } from './common.js';
 
@@ -40,6 +42,16 @@ export async function crashLoop(opts: { messages: number; kills: number; failSha
   }
   const drainMs = Date.now() - producedAt;
   await waitFor('queues empty', () => snapshot(spool).size === 0, 10_000, 100).catch(() => undefined);
+  // Its signal handlers are in place once it holds the lock: a SIGTERM before
+  // Node has even loaded spoold would meet Node's default action instead.
+  const lockedBy = () => {
+    try {
+      return Number(fs.readFileSync(path.join(spool, 'spoold.pid'), 'utf8'));
+    } catch {
+      return 0;
+    }
+  };
+  await waitFor('lock taken', () => lockedBy() === daemon!.child.pid, 10_000, 20).catch(() => undefined);
   const exit = await daemon.stop('SIGTERM');
   await sink.close();
 
