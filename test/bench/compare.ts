@@ -189,6 +189,16 @@ async function runCeiling(): Promise<Figures> {
   return { throughput: (N / r.ms) * 1000, cpuPer1000: (r.cpuMs / N) * 1000 };
 }
 
+async function runBareLoop(base: string): Promise<Figures> {
+  const sink = await Sink.start();
+  const dir = fs.mkdtempSync(path.join(base, 'spoold-bare-'));
+  const c = contender('bareLoop', [String(N), String(CONCURRENCY), sink.url], { BARE_DIR: dir });
+  const r = await c.done;
+  sink.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { throughput: (N / r.ms) * 1000, cpuPer1000: (r.cpuMs / N) * 1000, note: 'the same file operations and POSTs in one process: the limit of this file system' };
+}
+
 async function runSpooldEndToEnd(base: string, opts: { failShare?: number; rate?: number; batch?: number; messages?: number } = {}): Promise<Figures> {
   const n = opts.messages ?? N;
   const sink = await Sink.start(opts.failShare ?? 0);
@@ -402,6 +412,7 @@ async function main(): Promise<void> {
   const ceiling = want('ceiling') ? await repeat('in-memory loop (ceiling, no durability)', runCeiling) : null;
   if (ceiling) rows.push(ceiling);
   for (const [label, dir] of [['tmpfs', tmpfs], ['disk', disk]] as const) {
+    if (want('bare')) rows.push(await repeat(`bare in-process loop, same file operations, ${label}`, () => runBareLoop(dir)));
     if (want('e2e')) rows.push(await repeat(`spoold end to end, spool on ${label}`, () => runSpooldEndToEnd(dir)));
     if (want('batch')) rows.push(await repeat(`spoold end to end with enqueueMany(100), ${label}`, () => runSpooldEndToEnd(dir, { batch: 100 })));
     if (want('drain')) rows.push(await repeat(`spoold drain (${N.toLocaleString('en')} waiting at start), ${label}`, () => runSpooldDrain(dir)));

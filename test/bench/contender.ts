@@ -54,6 +54,55 @@ async function ceiling(): Promise<void> {
   report({ ms: performance.now() - t0 });
 }
 
+/**
+ * The physical limit of a file spool on this file system: one process doing
+ * spoold's file operations (write + fsync in tmp/, rename into incoming/, a
+ * directory fsync shared by concurrent writers, rename into active/, read,
+ * unlink) around the same POSTs, with nothing else.
+ */
+async function bareLoop(): Promise<void> {
+  const fs = await import('node:fs');
+  const fsp = await import('node:fs/promises');
+  const path = await import('node:path');
+  const dir = process.env.BARE_DIR!;
+  for (const q of ['tmp', 'incoming', 'active']) fs.mkdirSync(path.join(dir, q), { recursive: true });
+  const p = new Pool(target, { connections: CONCURRENCY });
+  // Group commit, as spoold's enqueue does: waiters share the next fsync.
+  let running: Promise<void> | null = null;
+  let next: Promise<void> | null = null;
+  const doSync = async () => {
+    const h = await fsp.open(path.join(dir, 'incoming'), 'r');
+    await h.sync();
+    await h.close();
+  };
+  const start = (): Promise<void> => (running = doSync().finally(() => (running = null)));
+  const syncDir = (): Promise<void> => {
+    if (next) return next;
+    if (!running) return start();
+    next = running.then(() => {
+      next = null;
+      return start();
+    });
+    return next;
+  };
+  const t0 = performance.now();
+  await pool(N, CONCURRENCY, async (i) => {
+    const name = `b-${i}.json`;
+    const payload = body(i);
+    const h = await fsp.open(path.join(dir, 'tmp', name), 'w');
+    await h.writeFile(payload);
+    await h.sync();
+    await h.close();
+    fs.renameSync(path.join(dir, 'tmp', name), path.join(dir, 'incoming', name));
+    await syncDir();
+    fs.renameSync(path.join(dir, 'incoming', name), path.join(dir, 'active', name));
+    const text = fs.readFileSync(path.join(dir, 'active', name), 'utf8');
+    await post(p, `b-${i}`, text);
+    fs.unlinkSync(path.join(dir, 'active', name));
+  });
+  report({ ms: performance.now() - t0 });
+}
+
 async function produce(): Promise<void> {
   const { enqueue, enqueueMany } = (await import(process.env.SPOOLD_LIB!)) as typeof import('../../src/index.js');
   const url = process.env.SINK_URL!;
@@ -157,7 +206,7 @@ async function rabbit(): Promise<void> {
 }
 
 void request;
-const modes: Record<string, () => Promise<void>> = { ceiling, produce, bullmq, rabbit };
+const modes: Record<string, () => Promise<void>> = { ceiling, bareLoop, produce, bullmq, rabbit };
 await import('undici');
 cpuStart = process.cpuUsage();
 await modes[mode]!();
