@@ -399,6 +399,44 @@ function fmt(row: Row, ceiling: number): string {
   return `| ${row.name} | ${Math.round(tp).toLocaleString('en')} | ${m((r) => r.cpuPer1000).toFixed(0)} | ${ceiling ? (tp / ceiling).toFixed(2) : ''} | ${lat} | ${rss} | ${note} |`;
 }
 
+/** The project's targets, checked against the medians of this run. */
+function targets(rows: Row[]): string[] {
+  const get = (prefix: string) => rows.find((r) => r.name.startsWith(prefix) && r.runs.length > 0);
+  const m = (row: Row | undefined, f: (x: Figures) => number | undefined) => (row ? median(row.runs.map(f).filter((x): x is number => x !== undefined && !Number.isNaN(x))) : NaN);
+  const tp = (prefix: string) => m(get(prefix), (r) => r.throughput);
+  const cpu = (prefix: string) => m(get(prefix), (r) => r.cpuPer1000);
+  const out: string[] = [];
+  const line = (target: string, ok: boolean, figures: string) => {
+    if (!figures.includes('NaN')) out.push(`| ${target} | ${figures} | ${ok ? 'met' : '**missed**'} |`);
+  };
+  const f0 = (x: number) => Math.round(x).toLocaleString('en');
+  const rabbit = 'RabbitMQ';
+  const bull = 'BullMQ';
+  for (const [what, prefix] of [['enqueue()', 'spoold end to end, spool on tmpfs'], ['enqueueMany', 'spoold end to end with enqueueMany(100), tmpfs']] as const) {
+    line(`CPU per 1,000 end to end ≤ RabbitMQ's, ${what}`, cpu(prefix) <= cpu(rabbit), `${f0(cpu(prefix))} vs ${f0(cpu(rabbit))} CPU-ms`);
+    line(`tmpfs end to end ≥ RabbitMQ's and ≥ 1.5 × BullMQ's, ${what}`, tp(prefix) >= tp(rabbit) && tp(prefix) >= 1.5 * tp(bull), `${f0(tp(prefix))} vs ${f0(tp(rabbit))} and 1.5 × ${f0(tp(bull))} msgs/s`);
+  }
+  const drain = tp('spoold drain (20,000 waiting at start), tmpfs'.replace('20,000', N.toLocaleString('en')));
+  line("tmpfs drain ≥ RabbitMQ's and ≥ 1.5 × BullMQ's (BullMQ end to end)", drain >= tp(rabbit) && drain >= 1.5 * tp(bull), `${f0(drain)} vs ${f0(tp(rabbit))} and 1.5 × ${f0(tp(bull))} msgs/s`);
+  for (const [what, prefix] of [['enqueue()', 'spoold end to end, spool on disk'], ['enqueueMany', 'spoold end to end with enqueueMany(100), disk']] as const) {
+    line(`disk end to end ≥ 90% of the bare loop, ${what}`, tp(prefix) >= 0.9 * tp('bare in-process loop, same file operations, disk'), `${f0(tp(prefix))} vs ${f0(tp('bare in-process loop, same file operations, disk'))} msgs/s`);
+  }
+  for (const fsName of ['tmpfs', 'disk']) {
+    const row = get(`spoold at 500 msgs/s (latency), ${fsName}`);
+    const p50 = m(row, (r) => r.p50);
+    const w50 = m(row, (r) => r.writeP50);
+    const p99 = m(row, (r) => r.p99);
+    line(`500 msgs/s on ${fsName}: p50 ≤ the producer's write p50 + 1 ms`, p50 <= w50 + 1, `${p50.toFixed(1)} vs ${w50.toFixed(1)} + 1 ms`);
+    line(`500 msgs/s on ${fsName}: p99 < 20 ms`, p99 < 20, `${p99.toFixed(1)} ms`);
+    const clean = tp(`spoold end to end, spool on ${fsName}`);
+    const failing = tp(`spoold, 30% 503 (first attempts), ${fsName}`);
+    line(`30% 503 on ${fsName}: first attempts within 20% of the clean run`, failing >= 0.8 * clean, `${f0(failing)} vs ${f0(clean)} msgs/s`);
+  }
+  const rss = Math.max(...rows.filter((r) => r.name.startsWith('spoold') && !r.name.includes('500 msgs/s')).map((r) => m(r, (x) => x.rssMb)).filter((x) => !Number.isNaN(x)));
+  if (Number.isFinite(rss)) line(`peak RSS < 110 MB in the ${N.toLocaleString('en')}-message runs`, rss < 110, `${rss.toFixed(0)} MB at most`);
+  return out;
+}
+
 async function main(): Promise<void> {
   const disk = arg('disk', os.tmpdir());
   const tmpfs = arg('tmpfs', '/dev/shm');
@@ -426,6 +464,7 @@ async function main(): Promise<void> {
   if (want('rabbit')) rows.push(await withRabbit((port, pid) => repeat('RabbitMQ (classic durable queue, confirms, prefetch 64)', () => runBroker('rabbit', port, pid))).catch((e: Error) => ({ name: 'RabbitMQ', runs: [], failed: e.message })));
 
   const base = ceiling ? median(ceiling.runs.map((r) => r.throughput)) : 0;
+  const targetLines = targets(rows);
   const cpus = os.cpus();
   const table = [
     `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fsType(disk)} (${disk}), tmpfs ${tmpfs}; ${N.toLocaleString('en')} messages of about 1 KiB, ${CONCURRENCY} in flight, median of ${RUNS} runs.`,
@@ -435,6 +474,7 @@ async function main(): Promise<void> {
     '| contender | msgs/s | CPU-ms per 1,000 | × ceiling | latency p50 / p99 (/ p99.9) ms | peak RSS | notes |',
     '|---|---:|---:|---:|---|---:|---|',
     ...rows.map((r) => fmt(r, base)),
+    ...(targetLines.length ? ['', 'Against the targets, from this run:', '', '| target | figures | |', '|---|---|---|', ...targetLines] : []),
   ].join('\n');
   console.log(table);
   if (process.argv.includes('--write-readme')) replaceReadmeSection('bench:compare', table);
