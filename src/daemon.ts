@@ -101,6 +101,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
         watcher = w;
         manager.onIncomingBacklog = (backlog) => w.pause(backlog);
         w.pause(manager.hasIncomingBacklog); // it may have changed while chokidar loaded
+        manager.watchStarted();
         if (stopping) void w.close();
       },
       (err) => log.warn({ event: 'watch-error', err }, 'cannot watch incoming/; relying on periodic rescans'),

@@ -93,6 +93,16 @@ export class QueueManager {
     return this.incomingBacklog;
   }
 
+  /**
+   * The watch has just started: files renamed in while chokidar was setting
+   * it up raised no event. Scan again once it surely is in place.
+   */
+  watchStarted(): void {
+    for (const delay of [BUSY_RESCAN_MS, 10 * BUSY_RESCAN_MS]) {
+      setTimeout(() => ((this.incomingDirty = true), this.scheduleFill()), delay).unref();
+    }
+  }
+
   /** New settings and sender for what comes next; work in flight is left alone. */
   reconfigure(config: Config, sender: Sender): void {
     this.config = config;
@@ -225,8 +235,7 @@ export class QueueManager {
         if (now - this.quietSince >= WATCH_RESUME_AFTER_MS) {
           this.incomingBacklog = false;
           this.onIncomingBacklog(false);
-          // Files renamed in while the watch comes back are caught by one more scan.
-          setTimeout(() => ((this.incomingDirty = true), this.scheduleFill()), BUSY_RESCAN_MS).unref();
+          this.watchStarted();
         }
       }
       this.incomingDirty = !exhausted || this.incomingBacklog;
