@@ -89,6 +89,12 @@ Examples:
 }
 
 async function main(): Promise<void> {
+  // `spoold --help | head`: the reader left; stop quietly. (The daemon's log
+  // goes to fd 1 through pino's own writer, not through this stream.)
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   try {
     await makeProgram().parseAsync(process.argv);
   } catch (err) {

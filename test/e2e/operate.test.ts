@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, drop, idsIn, sleep, SPOOLCTL, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+import { cleanup, drop, idsIn, sleep, SPOOLCTL, SPOOLD, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
 after(cleanup);
 
@@ -131,6 +131,12 @@ describe('spoolctl', () => {
       const r = spoolctl([cmd, '--help']);
       assert.equal(r.status, 0, cmd);
       assert.match(r.stdout, /Examples?:/, `${cmd} --help shows examples`);
+    }
+    // Piped into a reader that leaves early: no EPIPE stack trace.
+    for (const bin of [SPOOLCTL, SPOOLD]) {
+      const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" --help | true`], { encoding: 'utf8' });
+      assert.equal(piped.status, 0);
+      assert.doesNotMatch(piped.stderr, /EPIPE|\n\s+at /, bin);
     }
     const cases: [string[], number, RegExp][] = [
       [['frobnicate'], 2, /unknown command/],
