@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import type { Spool } from './layout.js';
-import { formatEntry, incomingName, type Entry } from './names.js';
+import { formatActiveName, incomingName, type Entry } from './names.js';
 
 export interface Claimed {
   entry: Entry;
@@ -31,17 +31,18 @@ export function moveIfPresent(from: string, to: string): boolean {
   }
 }
 
-function claim(spool: Spool, from: string, entry: Entry): Claimed | null {
-  const name = formatEntry(entry);
+/** `owner`: this daemon's id in a shared spool (written into the active/ name), else null. */
+function claim(spool: Spool, from: string, entry: Entry, owner: string | null): Claimed | null {
+  const name = formatActiveName(entry, owner);
   const path = spool.path('active', name);
   return moveIfPresent(from, path) ? { entry, name, path } : null;
 }
 
-export function claimIncoming(spool: Spool, id: string, now: number): Claimed | null {
+export function claimIncoming(spool: Spool, id: string, now: number, owner: string | null = null): Claimed | null {
   const entry: Entry = { id, time: now, attempts: 1, arrival: now, destination: '-', lastError: '-' };
-  return claim(spool, spool.path('incoming', incomingName(id)), entry);
+  return claim(spool, spool.path('incoming', incomingName(id)), entry, owner);
 }
 
-export function claimDeferred(spool: Spool, path: string, deferred: Entry, now: number): Claimed | null {
-  return claim(spool, path, { ...deferred, time: now, attempts: deferred.attempts + 1 });
+export function claimDeferred(spool: Spool, path: string, deferred: Entry, now: number, owner: string | null = null): Claimed | null {
+  return claim(spool, path, { ...deferred, time: now, attempts: deferred.attempts + 1 }, owner);
 }

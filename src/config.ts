@@ -40,6 +40,10 @@ export interface Config extends DeliveryPolicy {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** json: one JSON object per line; pretty: for people; auto: pretty on a terminal. */
   logFormat: 'auto' | 'json' | 'pretty';
+  /** Share the spool with other daemons (leases) instead of locking it. */
+  shared: boolean;
+  /** In a shared spool: a daemon silent for this long is dead, and its claims are recovered. */
+  leaseTtl: number;
 }
 
 export const DEFAULTS = {
@@ -59,6 +63,8 @@ export const DEFAULTS = {
   blockPrivate: false,
   logLevel: 'info',
   logFormat: 'auto',
+  shared: false,
+  leaseTtl: 30_000,
 } satisfies Config;
 
 type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice' | 'list' | 'flag';
@@ -90,6 +96,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'denyDestinations', flag: 'deny-destinations', env: 'SPOOLD_DENY_DESTINATIONS', kind: 'list', min: 0, max: 0, help: 'never these hosts (same patterns)' },
   { key: 'blockPrivate', flag: 'block-private', env: 'SPOOLD_BLOCK_PRIVATE', kind: 'flag', min: 0, max: 0, help: 'refuse loopback, private and link-local addresses, checked after DNS resolution' },
   { key: 'logLevel', flag: 'log-level', env: 'SPOOLD_LOG_LEVEL', kind: 'choice', min: 0, max: 0, choices: ['debug', 'info', 'warn', 'error'], help: 'least severe log lines written' },
+  { key: 'shared', flag: 'shared', env: 'SPOOLD_SHARED', kind: 'flag', min: 0, max: 0, help: 'share the spool with other daemons started with --shared, on this host or others (leases instead of the lock)' },
+  { key: 'leaseTtl', flag: 'lease-ttl', env: 'SPOOLD_LEASE_TTL', kind: 'duration', min: 300, max: 3_600_000, help: 'with --shared: a daemon that has not renewed its lease for this long is dead; its claims are delivered by the others' },
   { key: 'logFormat', flag: 'log-format', env: 'SPOOLD_LOG_FORMAT', kind: 'choice', min: 0, max: 0, choices: ['auto', 'json', 'pretty'], help: 'json lines, or pretty for people (auto: pretty on a terminal)' },
 ];
 

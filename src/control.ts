@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
 import { Spool, streamDir, type Queue } from './layout.js';
-import { bucketOf, describeErrorToken, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
+import { bucketOf, describeErrorToken, parseActiveName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
 
 export interface Located {
   id: string;
@@ -47,7 +47,8 @@ export function* walkQueue(spool: Spool, queue: Queue): Generator<Located> {
     return;
   }
   for (const d of streamDir(spool.dir(queue))) {
-    const entry = parseEntry(d.name);
+    // In a shared spool, active/ names start with their owner's id.
+    const entry = queue === 'active' ? (parseActiveName(d.name)?.entry ?? null) : parseEntry(d.name);
     if (entry) yield { id: entry.id, queue, name: d.name, path: spool.path(queue, d.name), entry };
   }
 }

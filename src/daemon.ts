@@ -3,13 +3,18 @@
  *
  *   lock → recover active/ → summary → watch incoming/ → queue manager
  *   SIGTERM/SIGINT → stop claiming → drain within the grace period → exit 0
+ *
+ * With --shared, the lock gives way to a lease (see lease.ts): several
+ * daemons claim from one spool, and each heartbeat recovers the claims of
+ * peers whose lease expired.
  */
 import { RELOADABLE, type Config } from './config.js';
-import { Spool } from './layout.js';
-import { acquireLock } from './lock.js';
+import { Spool, SpoolError } from './layout.js';
+import { Leases, liveLeases } from './lease.js';
+import { acquireLock, lockHolder, type Lock } from './lock.js';
 import { createLogger, type Logger } from './log.js';
 import { QueueManager } from './queue-manager.js';
-import { countQueues, recoverActive } from './recover.js';
+import { countQueues, recoverActive, recoverPeers } from './recover.js';
 import { Sender } from './send.js';
 import { watchIncoming, type IncomingWatch } from './watch.js';
 
@@ -32,17 +37,19 @@ export async function runDaemon(load: () => Config): Promise<number> {
   const log: Logger = await createLogger(config.logLevel, config.logFormat);
   const spool = new Spool(config.spool);
   spool.ensure();
-  const lock = acquireLock(spool.lockPath);
-  if (lock.tookOverFrom !== null) log.warn({ event: 'lock-taken-over', spool: spool.root, stalePid: lock.tookOverFrom }, 'took over the lock of a daemon that is gone');
-  log.info({ event: 'lock-taken', spool: spool.root }, 'spool locked');
+  const { lock, leases } = config.shared ? { lock: null, leases: joinShared(spool, config.leaseTtl, log) } : { lock: lockAlone(spool, log), leases: null };
 
-  const recovered = recoverActive(spool, Date.now(), log);
+  // Alone, everything in active/ is from a daemon that is gone. Shared, only
+  // a single daemon's claims are (none can be running now); peers' claims
+  // wait for their leases to expire.
+  const recovered = recoverActive(spool, Date.now(), log, (owner) => !leases || owner === null);
   const { spool: _root, ...settings } = config;
-  log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), settings }, `spoold started on ${spool.root}`);
+  log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings }, `spoold started on ${spool.root}`);
 
   let sender = new Sender(config);
-  const manager = new QueueManager(spool, config, sender, log);
+  const manager = new QueueManager(spool, config, sender, log, leases?.owner ?? null);
   let watcher: IncomingWatch | null = null;
+  const heartbeat = leases && setInterval(() => beat(spool, leases, manager, log), leases.interval);
 
   let stopping: Promise<number> | null = null;
   const stop = (signal: string): Promise<number> => {
@@ -52,7 +59,9 @@ export async function runDaemon(load: () => Config): Promise<number> {
       await manager.stop(config.shutdownGrace);
       await Promise.all(retiredSenders);
       await sender.close();
-      lock.release();
+      if (heartbeat) clearInterval(heartbeat);
+      lock?.release();
+      leases?.release();
       log.info({ event: 'stopped' }, 'stopped');
       return 0;
     })();
@@ -107,4 +116,43 @@ export async function runDaemon(load: () => Config): Promise<number> {
       (err) => log.warn({ event: 'watch-error', err }, 'cannot watch incoming/; relying on periodic rescans'),
     );
   });
+}
+
+function lockAlone(spool: Spool, log: Logger): Lock {
+  const lock = acquireLock(spool.lockPath);
+  // Shared daemons write their lease before looking for the lock, and this
+  // one takes the lock before looking for leases: of two starting at once,
+  // at least one sees the other.
+  const live = liveLeases(spool);
+  if (live.length > 0) {
+    lock.release();
+    throw new SpoolError(`daemons sharing this spool are running (${live.join(', ')}); start this one with --shared too, or stop them first`, 'SPOOL_ERR_LOCKED');
+  }
+  if (lock.tookOverFrom !== null) log.warn({ event: 'lock-taken-over', spool: spool.root, stalePid: lock.tookOverFrom }, 'took over the lock of a daemon that is gone');
+  log.info({ event: 'lock-taken', spool: spool.root }, 'spool locked');
+  return lock;
+}
+
+function joinShared(spool: Spool, ttl: number, log: Logger): Leases {
+  const leases = new Leases(spool, ttl);
+  leases.renew();
+  const holder = lockHolder(spool.lockPath);
+  if (holder !== null) {
+    leases.release();
+    throw new SpoolError(`a spoold without --shared (pid ${holder}) holds this spool; stop it, or start every daemon on it with --shared`, 'SPOOL_ERR_LOCKED');
+  }
+  log.info({ event: 'lease-taken', spool: spool.root, owner: leases.owner, leaseTtlMs: ttl }, `sharing the spool as ${leases.owner}`);
+  return leases;
+}
+
+/** Renews our lease and recovers the claims of peers whose lease expired. */
+function beat(spool: Spool, leases: Leases, manager: QueueManager, log: Logger): void {
+  try {
+    const { lost, lateMs } = leases.renew();
+    if (lost) log.error({ event: 'lease-lost', owner: leases.owner }, 'a peer judged this daemon dead and may have recovered its claims: those messages may be delivered twice');
+    else if (lateMs > 0) log.warn({ event: 'lease-late', owner: leases.owner, lateMs }, `lease renewed ${lateMs} ms past its expiry: peers may have recovered this daemon's claims`);
+    if (recoverPeers(spool, leases, Date.now(), log) > 0) manager.dueChanged();
+  } catch (err) {
+    log.error({ event: 'lease-error', owner: leases.owner, error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not renew the lease or look at peers; trying again at the next beat');
+  }
 }

@@ -7,6 +7,7 @@
  *   hold/      set aside by an operator; the daemon never touches them
  *   bounced/   permanent failures, each with a `.reason` side record
  *   tmp/       producers' staging area (write here, then rename into incoming/)
+ *   leases/    one heartbeat file per daemon sharing the spool (--shared)
  *
  * Every state change is a rename between these folders, which is atomic only
  * within one file system: start-up refuses a spool whose folders straddle two.
@@ -17,7 +18,7 @@ import { bucketOf } from './names.js';
 
 export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced'] as const;
 export type Queue = (typeof QUEUES)[number];
-export const FOLDERS = [...QUEUES, 'tmp'] as const;
+export const FOLDERS = [...QUEUES, 'tmp', 'leases'] as const;
 export type Folder = (typeof FOLDERS)[number];
 
 export function isQueue(name: string): name is Queue {
@@ -76,6 +77,11 @@ export class Spool {
   /** Where a deferred message with this next-attempt time lives. */
   deferredPath(nextAttempt: number, name: string): string {
     return path.join(this.bucketDir(bucketOf(nextAttempt)), name);
+  }
+
+  /** The heartbeat file of one daemon sharing the spool. */
+  leasePath(owner: string): string {
+    return path.join(this.root, 'leases', owner);
   }
 
   get lockPath(): string {

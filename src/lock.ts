@@ -8,7 +8,8 @@
 import fs from 'node:fs';
 import { SpoolError } from './layout.js';
 
-function isAlive(pid: number): boolean {
+/** Whether a pid on this host is a running spoold. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -30,6 +31,12 @@ function readPid(file: string): number | null {
   } catch {
     return null;
   }
+}
+
+/** Pid of the live daemon holding a lock file, or null. */
+export function lockHolder(file: string): number | null {
+  const pid = readPid(file);
+  return pid !== null && pid !== process.pid && isAlive(pid) ? pid : null;
 }
 
 export interface Lock {

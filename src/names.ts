@@ -18,6 +18,11 @@
  *   lastError    "503", "ECONNREFUSED", "UND-ERR-HEADERS-TIMEOUT", or "-"
  *   id           the producer's id, last because it may itself contain "_"
  *
+ * In active/, a daemon sharing the spool with others (`spoold start --shared`)
+ * prefixes the name with its owner id: `<owner>@<name>`, so that survivors
+ * can tell whose claims to recover when a lease expires. A single daemon's
+ * active/ names carry no owner.
+ *
  * deferred/ is split into time buckets (deferred/<bucket start ms>/<name>) so
  * that finding what is due reads only the due buckets, whatever the backlog.
  * Names this codec does not recognise parse to null and are left alone.
@@ -82,6 +87,28 @@ export function parseEntry(name: string): Entry | null {
     lastError: m[5]!,
     id,
   };
+}
+
+// Short enough that an owned name stays within 255 bytes (entry names reach 214).
+const OWNER_PATTERN = /^[A-Za-z0-9.-]{1,40}$/;
+
+export function isValidOwner(owner: string): boolean {
+  return OWNER_PATTERN.test(owner) && !owner.startsWith('.');
+}
+
+/** A name in active/: the entry, prefixed with its owner's id in a shared spool. */
+export function formatActiveName(entry: Entry, owner: string | null): string {
+  if (owner === null) return formatEntry(entry);
+  if (!isValidOwner(owner)) throw new RangeError(`invalid owner id ${JSON.stringify(owner)}`);
+  return `${owner}@${formatEntry(entry)}`;
+}
+
+export function parseActiveName(name: string): { owner: string | null; entry: Entry } | null {
+  const at = name.indexOf('@');
+  const owner = at === -1 ? null : name.slice(0, at);
+  if (owner !== null && !isValidOwner(owner)) return null;
+  const entry = parseEntry(at === -1 ? name : name.slice(at + 1));
+  return entry ? { owner, entry } : null;
 }
 
 /** A short, stable tag for an origin, so names can be grouped by destination. */

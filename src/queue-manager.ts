@@ -80,7 +80,15 @@ export class QueueManager {
     private config: Config,
     private sender: Sender,
     private readonly log: Logger,
+    /** This daemon's owner id in a shared spool, written into its claims' names; null alone. */
+    private readonly owner: string | null = null,
   ) {}
+
+  /** Messages were made due from outside (a peer's claims recovered): look at deferred/ now. */
+  dueChanged(): void {
+    this.dueDirty = true;
+    this.scheduleFill();
+  }
 
   /**
    * Told when incoming/ starts or stops holding more than the daemon can
@@ -130,7 +138,7 @@ export class QueueManager {
     if (!id || this.stopping || this.heldIds.has(id)) return;
     if (this.held < this.maxHeld && Date.now() >= this.troubleUntil && this.stranded.size === 0) {
       this.guard('claim', () => {
-        const claimed = claimIncoming(this.spool, id, Date.now());
+        const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
         if (claimed) this.run(claimed);
       });
     } else {
@@ -191,7 +199,7 @@ export class QueueManager {
       this.nextDue = scan.nextDue;
       for (const { entry, path } of scan.due) {
         if (this.heldIds.has(entry.id)) continue;
-        const claimed = claimDeferred(this.spool, path, entry, Date.now());
+        const claimed = claimDeferred(this.spool, path, entry, Date.now(), this.owner);
         if (claimed) {
           claimedCount++;
           this.run(claimed);
@@ -213,7 +221,7 @@ export class QueueManager {
           exhausted = false;
           break;
         }
-        const claimed = claimIncoming(this.spool, id, Date.now());
+        const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
         if (claimed) {
           claimedCount++;
           this.run(claimed);

@@ -1,34 +1,65 @@
 /**
- * Start-up recovery: whatever is in active/ was claimed by a daemon that is
- * gone (killed, crashed, power lost), so its request may or may not have
- * reached the receiver. Each such message is made due again in deferred/,
+ * Recovery: whatever is in active/ and owned by no running daemon was claimed
+ * by one that is gone (killed, crashed, power lost), so its request may or
+ * may not have reached the receiver. Each such message is made due again in deferred/,
  * keeping its attempt count: delivery is at-least-once, and the receiver
  * drops the repeat by its Idempotency-Key.
  */
 import fs from 'node:fs';
 import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
-import { parseEntry, parseIncomingName, type Entry } from './names.js';
+import { leaseOwners, type Leases } from './lease.js';
+import { parseActiveName, parseEntry, parseIncomingName, type Entry } from './names.js';
 import { moveToDeferred } from './settle.js';
 
-export function recoverActive(spool: Spool, now: number, log: Logger): number {
+/**
+ * Makes due again the claims in active/ whose owner `recover` accepts
+ * (owner null: a single daemon's claims). Returns how many were moved.
+ */
+export function recoverActive(spool: Spool, now: number, log: Logger, recover: (owner: string | null) => boolean = () => true): number {
   let recovered = 0;
-  for (const name of fs.readdirSync(spool.dir('active'))) {
+  for (const d of streamDir(spool.dir('active'))) {
+    const name = d.name;
     const from = spool.path('active', name);
-    const parsed = parseEntry(name);
-    let entry: Entry | null = parsed ? { ...parsed, time: now, lastError: 'INTERRUPTED' } : null;
+    const parsed = parseActiveName(name);
+    if (parsed && !recover(parsed.owner)) continue;
+    let entry: Entry | null = parsed ? { ...parsed.entry, time: now, lastError: 'INTERRUPTED' } : null;
     if (!entry) {
       // A producer's name placed here by hand: a fresh message.
       const id = parseIncomingName(name);
-      if (id) entry = { id, time: now, attempts: 0, arrival: now, destination: '-', lastError: '-' };
+      if (id && recover(null)) entry = { id, time: now, attempts: 0, arrival: now, destination: '-', lastError: '-' };
+      else if (id) continue;
     }
     if (!entry) {
       if (!name.startsWith('.')) log.warn({ event: 'unknown-file', queue: 'active', file: name }, 'not a message name; left alone');
       continue;
     }
+    // A peer recovering the same claim at the same moment wins the rename; this one finds nothing.
+    if (!fs.existsSync(from)) continue;
     moveToDeferred(spool, from, entry);
     recovered++;
-    log.warn({ event: 'recovered', id: entry.id, queue: 'active', attempts: entry.attempts }, 'in flight when the last daemon stopped; delivering again');
+    const owner = parsed?.owner ?? undefined;
+    log.warn({ event: 'recovered', id: entry.id, queue: 'active', attempts: entry.attempts, ...(owner && { owner }) }, owner ? `claimed by ${owner}, whose lease expired; delivering again` : 'in flight when the last daemon stopped; delivering again');
+  }
+  return recovered;
+}
+
+/**
+ * In a shared spool: recovers the claims of peers whose lease expired, then
+ * removes their leases. Run on every heartbeat.
+ */
+export function recoverPeers(spool: Spool, leases: Leases, now: number, log: Logger): number {
+  const owners = new Set(leaseOwners(spool));
+  for (const d of streamDir(spool.dir('active'))) {
+    const owner = parseActiveName(d.name)?.owner;
+    if (owner) owners.add(owner);
+  }
+  const dead = new Set(leases.dead(owners));
+  if (dead.size === 0) return 0;
+  const recovered = recoverActive(spool, now, log, (owner) => owner !== null && dead.has(owner));
+  for (const owner of dead) {
+    leases.bury(owner);
+    log.warn({ event: 'peer-dead', owner }, `daemon ${owner} stopped renewing its lease; its claims are delivered by the others`);
   }
   return recovered;
 }

@@ -41,12 +41,16 @@ export function moveToDeferred(spool: Spool, from: string, entry: Entry): string
   const dir = spool.bucketDir(bucketOf(entry.time));
   const to = path.join(dir, name);
   try {
-    try {
-      moveIfPresent(from, to);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      moveIfPresent(from, to);
+    // The bucket may be missing, or removed as empty by a peer's scan between
+    // our mkdir and our rename (rmdir never removes a file): make it and retry.
+    for (let tries = 1; ; tries++) {
+      try {
+        moveIfPresent(from, to);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || tries === 3) throw err;
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      }
     }
   } catch (err) {
     throw new MoveError(entry.id, 'deferred', err);

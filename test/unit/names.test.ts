@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, errorToken, formatEntry, isValidId, parseBucketName, parseEntry, parseIncomingName, type Entry } from '../../src/names.js';
+import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, errorToken, formatActiveName, formatEntry, isValidId, parseActiveName, parseBucketName, parseEntry, parseIncomingName, type Entry } from '../../src/names.js';
+import { newOwnerId } from '../../src/lease.js';
 
 const idArb = fc.stringMatching(/^[A-Za-z0-9._-]{1,128}$/).filter((s) => s !== '.' && s !== '..');
 const entryArb: fc.Arbitrary<Entry> = fc.record({
@@ -20,6 +21,19 @@ describe('filename codec', () => {
 
   it('keeps names within 255 bytes', () => {
     fc.assert(fc.property(entryArb, (e) => formatEntry(e).length <= 255));
+  });
+
+  it('round-trips active/ names with and without an owner, within 255 bytes', () => {
+    const ownerArb = fc.oneof(fc.constant(null), fc.constant(newOwnerId()), fc.stringMatching(/^[A-Za-z0-9-][A-Za-z0-9.-]{0,39}$/));
+    fc.assert(
+      fc.property(entryArb, ownerArb, (e, owner) => {
+        const name = formatActiveName(e, owner);
+        assert.ok(name.length <= 255, name);
+        assert.deepEqual(parseActiveName(name), { owner, entry: { ...e } });
+      }),
+    );
+    assert.equal(parseActiveName('bad/owner@1_1_1_-_-_x.json'), null);
+    assert.throws(() => formatActiveName({ id: 'x', time: 1, attempts: 1, arrival: 1, destination: '-', lastError: '-' }, 'a'.repeat(41)), RangeError);
   });
 
   it('keeps an id that itself contains underscores and dots', () => {

@@ -1,0 +1,169 @@
+/**
+ * Leases: how daemons sharing one spool (`spoold start --shared`) tell a dead
+ * peer from a live one, on one host or across hosts on a shared POSIX file
+ * system (NFS v4, CephFS) with atomic rename.
+ *
+ * Each daemon rewrites leases/<owner> every third of the lease time, with a
+ * new beat number, by rename (never read half-written). A peer is judged dead
+ * when its lease has not changed for a whole lease time *as counted by the
+ * observer's own monotonic clock*: no clocks are compared between hosts, so
+ * skew cannot make a live daemon look dead, nor a dead one alive. On the
+ * same host a lease whose process is gone is dead at once.
+ *
+ * Only then are its claims (active/ names prefixed with its owner id) made
+ * due again; a live daemon's claims are never touched, however long its
+ * requests take.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import { streamDir, type Spool } from './layout.js';
+import { isAlive } from './lock.js';
+import { isValidOwner } from './names.js';
+
+interface LeaseRecord {
+  owner: string;
+  host: string;
+  pid: number;
+  ttl: number;
+  beat: number;
+  at: string;
+}
+
+/** `<host>.<pid>.<random>`: unique across hosts and restarts, and valid in a filename. */
+export function newOwnerId(): string {
+  const host = os.hostname().replace(/[^A-Za-z0-9-]/g, '-').slice(0, 24) || 'host';
+  return `${host}.${process.pid}.${randomBytes(3).toString('hex')}`;
+}
+
+function readLease(file: string): { content: string; record: LeaseRecord | null } | null {
+  let content: string;
+  try {
+    content = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    return { content, record: JSON.parse(content) as LeaseRecord };
+  } catch {
+    return { content, record: null };
+  }
+}
+
+/** Lease files present now (owner ids); staging files start with a dot. */
+export function leaseOwners(spool: Spool): string[] {
+  const owners: string[] = [];
+  for (const d of streamDir(spool.dir('leases'))) if (isValidOwner(d.name)) owners.push(d.name);
+  return owners;
+}
+
+function deadHere(record: LeaseRecord | null): boolean {
+  return record !== null && record.host === os.hostname() && !isAlive(record.pid);
+}
+
+export class Leases {
+  readonly owner = newOwnerId();
+  private beat = 0;
+  private lastRenew: number | null = null;
+  /** What each peer's lease said when we last saw it change, and when (monotonic). */
+  private readonly seen = new Map<string, { content: string; since: number }>();
+
+  constructor(
+    private readonly spool: Spool,
+    readonly ttl: number,
+  ) {}
+
+  get interval(): number {
+    return Math.max(100, Math.floor(this.ttl / 3));
+  }
+
+  /**
+   * Writes our lease again. `lost`: it had vanished, so a peer judged us dead
+   * and may have recovered our claims. `lateMs`: how far past the lease time
+   * this beat came (the event loop or the host stalled).
+   */
+  renew(): { lost: boolean; lateMs: number } {
+    const file = this.spool.leasePath(this.owner);
+    const lost = this.beat > 0 && !fs.existsSync(file);
+    const now = performance.now();
+    const lateMs = this.lastRenew === null ? 0 : Math.max(0, Math.round(now - this.lastRenew - this.ttl));
+    this.beat++;
+    const record: LeaseRecord = { owner: this.owner, host: os.hostname(), pid: process.pid, ttl: this.ttl, beat: this.beat, at: new Date().toISOString() };
+    const tmp = this.spool.path('leases', `.${this.owner}.tmp`);
+    fs.writeFileSync(tmp, JSON.stringify(record) + '\n', { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    this.lastRenew = now;
+    return { lost, lateMs };
+  }
+
+  release(): void {
+    fs.rmSync(this.spool.leasePath(this.owner), { force: true });
+  }
+
+  /**
+   * Which of these peers are dead. A peer must be watched for a whole lease
+   * time without a change (a missing lease counts as unchanging) unless it
+   * is on this host and its process is gone.
+   */
+  dead(owners: Iterable<string>): string[] {
+    const now = performance.now();
+    const dead: string[] = [];
+    const current = new Set<string>();
+    for (const owner of owners) {
+      if (owner === this.owner || current.has(owner)) continue;
+      current.add(owner);
+      const lease = readLease(this.spool.leasePath(owner));
+      if (deadHere(lease?.record ?? null)) {
+        dead.push(owner);
+        continue;
+      }
+      const content = lease?.content ?? '';
+      const prev = this.seen.get(owner);
+      if (!prev || prev.content !== content) {
+        this.seen.set(owner, { content, since: now });
+        continue;
+      }
+      const ttl = Math.max(this.ttl, lease?.record?.ttl ?? 0);
+      if (now - prev.since >= ttl) dead.push(owner);
+    }
+    for (const owner of this.seen.keys()) if (!current.has(owner)) this.seen.delete(owner);
+    return dead;
+  }
+
+  /** Removes a dead peer's lease after its claims were recovered, unless it has beaten since. */
+  bury(owner: string): void {
+    const file = this.spool.leasePath(owner);
+    const lease = readLease(file);
+    if (lease && lease.content !== this.seen.get(owner)?.content) return;
+    fs.rmSync(file, { force: true });
+    this.seen.delete(owner);
+  }
+}
+
+/**
+ * Leases that may belong to running daemons, for a single daemon about to
+ * start: written within two lease times (by the wall clock: a start-up cannot
+ * watch for a whole lease time), or held by a live process on this host.
+ * Leases of processes gone from this host are removed.
+ */
+export function liveLeases(spool: Spool, now: number = Date.now()): string[] {
+  const live: string[] = [];
+  for (const owner of leaseOwners(spool)) {
+    const file = spool.leasePath(owner);
+    const lease = readLease(file);
+    if (!lease) continue;
+    if (deadHere(lease.record)) {
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    const sameHost = lease.record?.host === os.hostname();
+    let mtime = 0;
+    try {
+      mtime = fs.statSync(file).mtimeMs;
+    } catch {
+      continue;
+    }
+    if (sameHost || now - mtime < 2 * Math.max(lease.record?.ttl ?? 0, 1000)) live.push(owner);
+  }
+  return live;
+}

@@ -1,0 +1,136 @@
+/**
+ * Several daemons on one spool (`spoold start --shared`): claims stay atomic
+ * renames, each claim names its owner, and a daemon's claims are recovered
+ * by the others only once its lease has expired.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, it } from 'node:test';
+import { cleanup, drop, filesIn, sleep, startDaemon, startSink, tempSpool, waitFor, type Daemon, type Sink } from './helpers.js';
+
+afterEach(cleanup);
+
+const SHARED = ['--shared', '--lease-ttl', '1s'];
+
+function ownerOf(d: Daemon): string {
+  const owner = d.events('started')[0]?.owner;
+  assert.equal(typeof owner, 'string', 'a shared daemon names its owner id when it starts');
+  return owner as string;
+}
+
+/** Claims in active/ per owner id. */
+function claims(spool: string): Map<string, string[]> {
+  const by = new Map<string, string[]>();
+  for (const name of fs.readdirSync(path.join(spool, 'active'))) {
+    const at = name.indexOf('@');
+    const owner = at === -1 ? '' : name.slice(0, at);
+    const id = name.replace(/^(?:[^_]*_){5}/, '').slice(0, -5);
+    by.set(owner, [...(by.get(owner) ?? []), id]);
+  }
+  return by;
+}
+
+function sentIds(sink: Sink): Map<string, number> {
+  const n = new Map<string, number>();
+  for (const r of sink.received) {
+    const id = String(r.headers['idempotency-key']);
+    n.set(id, (n.get(id) ?? 0) + 1);
+  }
+  return n;
+}
+
+describe('shared spool', () => {
+  it('two daemons deliver every message exactly once between them, and leave no lease behind', async () => {
+    const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 5));
+    const spool = tempSpool();
+    const a = await startDaemon(spool, [...SHARED, '--concurrency', '16']);
+    const b = await startDaemon(spool, [...SHARED, '--concurrency', '16']);
+    assert.notEqual(ownerOf(a), ownerOf(b));
+    assert.deepEqual(filesIn(spool, 'leases').sort(), [ownerOf(a), ownerOf(b)].sort());
+
+    const ids = Array.from({ length: 600 }, (_, i) => `both-${i}`);
+    for (const id of ids) drop(spool, id, { url: `${sink.url}/hook`, method: 'POST', body: id });
+    await waitFor('all delivered', () => a.events('delivered').length + b.events('delivered').length >= ids.length, 30_000);
+
+    const sent = sentIds(sink);
+    assert.equal(sent.size, ids.length);
+    assert.deepEqual([...sent.values()].filter((n) => n !== 1), [], 'no message was sent twice');
+    assert.ok(a.events('delivered').length > 0 && b.events('delivered').length > 0, `both delivered (${a.events('delivered').length} / ${b.events('delivered').length})`);
+    for (const q of ['incoming', 'active', 'deferred', 'bounced']) assert.deepEqual(filesIn(spool, q), [], `${q}/ is empty`);
+    assert.equal(a.events('recovered').length + b.events('recovered').length, 0, 'no live daemon had its claims taken');
+
+    assert.equal((await a.stop()).code, 0);
+    assert.equal((await b.stop()).code, 0);
+    assert.deepEqual(filesIn(spool, 'leases'), []);
+  });
+
+  it('never takes a live daemon\'s claims, however long its requests take; a killed one\'s are delivered by the survivor', async () => {
+    // Every request takes 2.5 lease times: a lease must be told apart from
+    // the age of the claims it covers.
+    const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 2500));
+    const spool = tempSpool();
+    const a = await startDaemon(spool, [...SHARED, '--concurrency', '8']);
+    const b = await startDaemon(spool, [...SHARED, '--concurrency', '8']);
+    const ids = Array.from({ length: 24 }, (_, i) => `slow-${i}`);
+    for (const id of ids) drop(spool, id, { url: `${sink.url}/hook` });
+
+    const owners = [ownerOf(a), ownerOf(b)];
+    await waitFor('both daemons hold claims', () => owners.every((o) => (claims(spool).get(o)?.length ?? 0) > 0));
+    await sleep(2000); // two lease times with requests in flight
+    assert.deepEqual([...sentIds(sink).values()].filter((n) => n !== 1), [], 'nothing sent twice while its owner lives');
+    assert.equal(a.events('peer-dead').length + b.events('peer-dead').length, 0);
+
+    const killedClaims = new Set(claims(spool).get(owners[0]!) ?? []);
+    assert.ok(killedClaims.size > 0);
+    await a.stop('SIGKILL');
+    const dead = await b.waitEvent('peer-dead', undefined, 10_000);
+    assert.equal(dead.owner, owners[0]);
+
+    await waitFor('every message delivered', () => ids.every((id) => b.events('delivered', id).length + a.events('delivered', id).length === 1), 40_000, 100);
+    for (const q of ['incoming', 'active', 'deferred', 'bounced']) assert.deepEqual(filesIn(spool, q), [], `${q}/ is empty`);
+    const recovered = new Set(b.events('recovered').map((l) => l.id));
+    assert.deepEqual([...recovered].sort(), [...killedClaims].sort(), 'exactly the killed daemon\'s claims were recovered');
+    const twice = [...sentIds(sink)].filter(([, n]) => n > 1).map(([id]) => id);
+    assert.ok(twice.every((id) => killedClaims.has(id)), `only the killed daemon's claims may be sent twice: ${twice.join(', ')}`);
+    assert.deepEqual(filesIn(spool, 'leases'), [owners[1]], 'the dead lease is removed');
+    assert.equal((await b.stop()).code, 0);
+  });
+
+  it('a paused daemon whose lease expired learns it, and nothing is lost', async () => {
+    const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 1500));
+    const spool = tempSpool();
+    const a = await startDaemon(spool, [...SHARED, '--concurrency', '4']);
+    const b = await startDaemon(spool, [...SHARED, '--concurrency', '4']);
+    const ids = Array.from({ length: 16 }, (_, i) => `pause-${i}`);
+    for (const id of ids) drop(spool, id, { url: `${sink.url}/hook` });
+    await waitFor('a holds claims', () => (claims(spool).get(ownerOf(a))?.length ?? 0) > 0);
+    a.child.kill('SIGSTOP');
+    await b.waitEvent('peer-dead', undefined, 10_000);
+    a.child.kill('SIGCONT');
+    await a.waitEvent('lease-lost', undefined, 10_000);
+    await waitFor('every message delivered', () => ids.every((id) => a.events('delivered', id).length + b.events('delivered', id).length >= 1), 30_000, 100);
+    await waitFor('queues empty', () => ['incoming', 'active', 'deferred'].every((q) => filesIn(spool, q).length === 0), 10_000);
+    assert.deepEqual(filesIn(spool, 'bounced'), []);
+    assert.equal((await a.stop()).code, 0);
+    assert.equal((await b.stop()).code, 0);
+  });
+
+  it('a single daemon and shared ones refuse each other', async () => {
+    const spool = tempSpool();
+    const alone = await startDaemon(spool);
+    const shared = await startDaemon(spool, SHARED, { ready: false });
+    assert.equal((await shared.exited).code, 1);
+    assert.match(shared.stderr, /without --shared .* holds this spool/);
+    assert.equal((await alone.stop()).code, 0);
+
+    const peer = await startDaemon(spool, SHARED);
+    const single = await startDaemon(spool, [], { ready: false });
+    assert.equal((await single.exited).code, 1);
+    assert.match(single.stderr, /daemons sharing this spool are running .*--shared/);
+    assert.equal((await peer.stop()).code, 0);
+    // Once the shared daemons are gone, a single one starts.
+    const again = await startDaemon(spool);
+    assert.equal((await again.stop()).code, 0);
+  });
+});
