@@ -6,6 +6,10 @@
  *   produce   spoold's producer: the library's enqueue / enqueueMany
  *   bullmq    BullMQ Queue.add + Worker POSTing (redis on REDIS_PORT)
  *   rabbit    amqplib: durable queue, persistent, confirms, prefetch; consumer POSTing
+ *
+ * With DRAIN=1 the brokers are loaded with every message first; the
+ * contender says { loaded: true } and waits for "go" before consuming, so
+ * the drain is timed (and its CPU counted) on its own.
  */
 import { request, Pool } from 'undici';
 
@@ -25,6 +29,17 @@ let cpuStart = process.cpuUsage();
 function report(extra: Record<string, unknown>): void {
   const cpu = process.cpuUsage(cpuStart);
   process.send!({ cpuMs: (cpu.user + cpu.system) / 1000, ...extra }, () => process.exit(0));
+}
+
+const DRAIN = process.env.DRAIN === '1';
+
+/** Drain mode: say the broker is loaded, wait for the go, and count CPU and time from there. */
+async function loaded(): Promise<number> {
+  const go = new Promise<void>((r) => process.once('message', () => r()));
+  process.send!({ loaded: true });
+  await go;
+  cpuStart = process.cpuUsage();
+  return performance.now();
 }
 
 async function pool<T>(count: number, parallel: number, work: (i: number) => Promise<T>): Promise<void> {
@@ -145,13 +160,13 @@ async function bullmq(): Promise<void> {
   let done = 0;
   let finish: () => void;
   const finished = new Promise<void>((r) => (finish = r));
-  const t0 = performance.now();
+  let t0 = performance.now();
   const worker = new Worker(
     'bench',
     async (job: { id?: string; data: { body: string } }) => {
       await post(p, String(job.id), job.data.body as string);
     },
-    { connection, concurrency: CONCURRENCY, removeOnComplete: { count: 0 }, removeOnFail: { count: 1000 } },
+    { connection, concurrency: CONCURRENCY, removeOnComplete: { count: 0 }, removeOnFail: { count: 1000 }, autorun: !DRAIN },
   );
   worker.on('completed', () => {
     if (++done === N) finish();
@@ -159,6 +174,10 @@ async function bullmq(): Promise<void> {
   await pool(N, 32, async (i) => {
     await queue.add('m', { body: body(i) }, { jobId: `b-${i}`, attempts: 100, backoff: { type: 'exponential', delay: 100 }, removeOnComplete: true });
   });
+  if (DRAIN) {
+    t0 = await loaded();
+    void worker.run();
+  }
   await finished;
   const ms = performance.now() - t0;
   await worker.close();
@@ -179,8 +198,8 @@ async function rabbit(): Promise<void> {
   let done = 0;
   let finish: () => void;
   const finished = new Promise<void>((r) => (finish = r));
-  const t0 = performance.now();
-  await consumer.consume('bench', (msg) => {
+  let t0 = performance.now();
+  const consume = () => consumer.consume('bench', (msg) => {
     if (!msg) return;
     post(p, String(msg.properties.messageId), msg.content.toString('utf8')).then(
       () => {
@@ -190,6 +209,7 @@ async function rabbit(): Promise<void> {
       () => consumer.nack(msg, false, true),
     );
   });
+  if (!DRAIN) await consume();
   // Confirms are asynchronous: keep many publishes in flight, as a tuned
   // producer would, rather than waiting for each confirm in turn.
   await pool(N, 512, async (i) => {
@@ -197,6 +217,10 @@ async function rabbit(): Promise<void> {
       ch.sendToQueue('bench', Buffer.from(body(i)), { persistent: true, messageId: `r-${i}`, contentType: 'application/json' }, (err) => (err ? reject(err) : resolve())),
     );
   });
+  if (DRAIN) {
+    t0 = await loaded();
+    await consume();
+  }
   await finished;
   const ms = performance.now() - t0;
   await ch.close();
