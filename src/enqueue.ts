@@ -3,10 +3,17 @@
  * under its final name or not there at all, and durable before the id is
  * returned.
  *
- * write-file-atomic writes `<id>.json.<number>` beside the target (a name the
- * daemon ignores), fsyncs it and renames it into place. It does not fsync the
- * directory, so the new entry could still vanish in a power cut: we fsync
- * incoming/ after the rename, and only then answer.
+ * Each message is written whole and fsynced under a private name in tmp/
+ * (same file system: the layout guarantees it), renamed into incoming/, and
+ * incoming/ itself is fsynced before the id is returned; without that last
+ * step the new entry could vanish in a power cut.
+ *
+ * Not write-file-atomic here (it replaces files in place, as leases do): per
+ * call it resolves the real path, stats the target, then opens, writes,
+ * fsyncs, closes, chmods, renames and unlinks through the thread pool. On the
+ * 2-core machines this is measured on, that doubled the producer's CPU per
+ * message (1,643 vs 810 CPU-ms per 1,000 at 500 msgs/s) and took the p99
+ * drop-to-request latency from 12 to 50 ms.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -56,6 +63,30 @@ export function fsyncDirectory(dir: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+
+/**
+ * Writes one message durably under a private name in tmp/ and returns that
+ * name, ready to be renamed into incoming/. Open, write and close are
+ * synchronous (tens of µs, where a thread-pool round trip costs more); only
+ * the fsync, which waits on the device, goes to the thread pool, so parallel
+ * writers still overlap their fsyncs. A failed write leaves nothing behind.
+ */
+async function stage(spool: Spool, id: string, data: string): Promise<string> {
+  const file = spool.path('tmp', `${incomingName(id)}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  const fd = fs.openSync(file, 'wx', 0o600);
+  try {
+    fs.writeSync(fd, data);
+    await fsyncFd(fd);
+  } catch (err) {
+    fs.rmSync(file, { force: true });
+    throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return file;
 }
 
 async function fsyncDirectoryAsync(dir: string): Promise<void> {
@@ -122,14 +153,14 @@ function openSpoolFor(options: EnqueueOptions): Spool {
  * and returns the id. Throws EnqueueError for an invalid message, an invalid
  * or taken id, or a missing spool; nothing is written then.
  *
- * Durable on return: the file is fsynced by write-file-atomic, then renamed,
+ * Durable on return: the file is fsynced in tmp/, renamed into incoming/,
  * then incoming/ is fsynced (shared with concurrent calls, see syncDirectory).
  */
 export async function enqueue(message: MessageInput, options: EnqueueOptions = {}): Promise<string> {
   const spool = openSpoolFor(options);
   const { id, target } = checked(message, options.id, spool);
-  const { default: writeFileAtomic } = await import('write-file-atomic');
-  await writeFileAtomic(target, JSON.stringify(message) + '\n', { fsync: true, mode: 0o600 });
+  const staged = await stage(spool, id, JSON.stringify(message) + '\n');
+  fs.renameSync(staged, target);
   await syncDirectory(spool.dir('incoming'));
   return id;
 }
@@ -150,18 +181,7 @@ export async function enqueueMany(items: readonly { message: MessageInput; id?: 
     if (seen.has(p.id)) throw new EnqueueError(`id ${p.id} is given twice`, 'SPOOL_ERR_EXISTS');
     seen.add(p.id);
   }
-  const staged = planned.map((p) => spool.path('tmp', `${p.id}.json.${process.pid}.${randomBytes(4).toString('hex')}`));
-  await Promise.all(
-    planned.map(async (_, i) => {
-      const handle = await fsp.open(staged[i]!, 'wx', 0o600);
-      try {
-        await handle.writeFile(JSON.stringify(items[i]!.message) + '\n');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }),
-  );
+  const staged = await Promise.all(planned.map((p, i) => stage(spool, p.id, JSON.stringify(items[i]!.message) + '\n')));
   for (let i = 0; i < planned.length; i++) fs.renameSync(staged[i]!, planned[i]!.target);
   await syncDirectory(spool.dir('incoming'));
   return planned.map((p) => p.id);

@@ -4,7 +4,7 @@
  * system (NFS v4, CephFS) with atomic rename.
  *
  * Each daemon rewrites leases/<owner> every third of the lease time, with a
- * new beat number, by rename (never read half-written). A peer is judged dead
+ * new beat number, through write-file-atomic (never read half-written). A peer is judged dead
  * when its lease has not changed for a whole lease time *as counted by the
  * observer's own monotonic clock*: no clocks are compared between hosts, so
  * skew cannot make a live daemon look dead, nor a dead one alive. On the
@@ -15,6 +15,7 @@
  * requests take.
  */
 import { randomBytes } from 'node:crypto';
+import writeFileAtomic from 'write-file-atomic';
 import fs from 'node:fs';
 import os from 'node:os';
 import { streamDir, type Spool } from './layout.js';
@@ -36,6 +37,9 @@ export function newOwnerId(): string {
   return `${host}.${process.pid}.${randomBytes(3).toString('hex')}`;
 }
 
+/** The shape newOwnerId makes; write-file-atomic's staging names (`<owner>.<number>`) are not. */
+const OWNER_ID = /^[A-Za-z0-9-]{1,24}\.\d{1,10}\.[0-9a-f]{6}$/;
+
 function readLease(file: string): { content: string; record: LeaseRecord | null } | null {
   let content: string;
   try {
@@ -53,7 +57,7 @@ function readLease(file: string): { content: string; record: LeaseRecord | null 
 /** Lease files present now (owner ids); staging files start with a dot. */
 export function leaseOwners(spool: Spool): string[] {
   const owners: string[] = [];
-  for (const d of streamDir(spool.dir('leases'))) if (isValidOwner(d.name)) owners.push(d.name);
+  for (const d of streamDir(spool.dir('leases'))) if (OWNER_ID.test(d.name) && isValidOwner(d.name)) owners.push(d.name);
   return owners;
 }
 
@@ -89,9 +93,8 @@ export class Leases {
     const lateMs = this.lastRenew === null ? 0 : Math.max(0, Math.round(now - this.lastRenew - this.ttl));
     this.beat++;
     const record: LeaseRecord = { owner: this.owner, host: os.hostname(), pid: process.pid, ttl: this.ttl, beat: this.beat, at: new Date().toISOString() };
-    const tmp = this.spool.path('leases', `.${this.owner}.tmp`);
-    fs.writeFileSync(tmp, JSON.stringify(record) + '\n', { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    // Liveness, not data: no fsync. A lease lost in a power cut belongs to a daemon that is gone too.
+    writeFileAtomic.sync(file, JSON.stringify(record) + '\n', { mode: 0o600, fsync: false });
     this.lastRenew = now;
     return { lost, lateMs };
   }
@@ -113,11 +116,12 @@ export class Leases {
       if (owner === this.owner || current.has(owner)) continue;
       current.add(owner);
       const lease = readLease(this.spool.leasePath(owner));
+      const content = lease?.content ?? '';
       if (deadHere(lease?.record ?? null)) {
+        this.seen.set(owner, { content, since: now });
         dead.push(owner);
         continue;
       }
-      const content = lease?.content ?? '';
       const prev = this.seen.get(owner);
       if (!prev || prev.content !== content) {
         this.seen.set(owner, { content, since: now });
@@ -137,6 +141,8 @@ export class Leases {
     if (lease && lease.content !== this.seen.get(owner)?.content) return;
     fs.rmSync(file, { force: true });
     this.seen.delete(owner);
+    // write-file-atomic's staging file, if the peer was killed while renewing.
+    for (const d of streamDir(this.spool.dir('leases'))) if (d.name.startsWith(`${owner}.`)) fs.rmSync(this.spool.path('leases', d.name), { force: true });
   }
 }
 

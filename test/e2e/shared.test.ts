@@ -44,8 +44,10 @@ describe('shared spool', () => {
   it('two daemons deliver every message exactly once between them, and leave no lease behind', async () => {
     const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 5));
     const spool = tempSpool();
-    const a = await startDaemon(spool, [...SHARED, '--concurrency', '16']);
-    const b = await startDaemon(spool, [...SHARED, '--concurrency', '16']);
+    // A long lease: this test is about sharing, not expiry, and a loaded CI
+    // machine may stall a daemon's timers for a second.
+    const a = await startDaemon(spool, ['--shared', '--lease-ttl', '10s', '--concurrency', '16']);
+    const b = await startDaemon(spool, ['--shared', '--lease-ttl', '10s', '--concurrency', '16']);
     assert.notEqual(ownerOf(a), ownerOf(b));
     assert.deepEqual(filesIn(spool, 'leases').sort(), [ownerOf(a), ownerOf(b)].sort());
 
