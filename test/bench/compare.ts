@@ -125,9 +125,9 @@ class Sink {
 }
 
 /** `onLoaded`: drain mode; called once the broker holds every message, before the contender consumes. */
-function contender(mode: string, args: string[], env: NodeJS.ProcessEnv = {}, onLoaded?: () => void): { child: ChildProcess; done: Promise<{ cpuMs: number; ms: number; writeP50?: number }> } {
+function contender(mode: string, args: string[], env: NodeJS.ProcessEnv = {}, onLoaded?: () => void): { child: ChildProcess; done: Promise<{ cpuMs: number; ms: number; writeP50?: number; writeP99?: number }> } {
   const child = fork(path.join(HERE, 'contender.ts'), [mode, ...args], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env, ...(onLoaded && { DRAIN: '1' }) } });
-  const done = new Promise<{ cpuMs: number; ms: number; writeP50?: number }>((resolve, reject) => {
+  const done = new Promise<{ cpuMs: number; ms: number; writeP50?: number; writeP99?: number }>((resolve, reject) => {
     child.on('message', (m: { loaded?: boolean }) => {
       if (!m.loaded) return resolve(m as { cpuMs: number; ms: number });
       onLoaded!();
@@ -183,6 +183,7 @@ interface Figures {
   p999?: number;
   rssMb?: number;
   writeP50?: number;
+  writeP99?: number;
   note?: string;
 }
 
@@ -237,6 +238,7 @@ async function runSpooldEndToEnd(base: string, opts: { failShare?: number; rate?
     p999: pct(s.latencies, 99.9),
     rssMb: peak / 1024 / 1024,
     ...(p.writeP50 !== undefined && { writeP50: p.writeP50 }),
+    ...(p.writeP99 !== undefined && { writeP99: p.writeP99 }),
     note: `daemon ${((cpu / n) * 1000).toFixed(0)} + producer ${((p.cpuMs / n) * 1000).toFixed(0)}`,
   };
 }
@@ -408,7 +410,7 @@ function fmt(row: Row, ceiling: number): string {
   const tp = m((r) => r.throughput);
   const lat = row.runs.some((r) => r.p50 !== undefined) ? `${m((r) => r.p50).toFixed(1)} / ${m((r) => r.p99).toFixed(1)}${row.runs.some((r) => r.p999 !== undefined) ? ` / ${m((r) => r.p999).toFixed(1)}` : ''}` : '';
   const rss = row.runs.some((r) => r.rssMb !== undefined) ? `${m((r) => r.rssMb).toFixed(0)} MB` : '';
-  const note = [row.runs[0]?.note, row.runs[0]?.writeP50 !== undefined ? `producer write p50 ${m((r) => r.writeP50).toFixed(2)} ms` : '', row.failed ? `(${row.failed})` : ''].filter(Boolean).join('; ');
+  const note = [row.runs[0]?.note, row.runs[0]?.writeP50 !== undefined ? `producer write p50 ${m((r) => r.writeP50).toFixed(2)} ms, p99 ${m((r) => r.writeP99).toFixed(1)} ms` : '', row.failed ? `(${row.failed})` : ''].filter(Boolean).join('; ');
   return `| ${row.name} | ${Math.round(tp).toLocaleString('en')} | ${m((r) => r.cpuPer1000).toFixed(0)} | ${ceiling ? (tp / ceiling).toFixed(2) : ''} | ${lat} | ${rss} | ${note} |`;
 }
 
@@ -440,7 +442,7 @@ function targets(rows: Row[]): string[] {
     const w50 = m(row, (r) => r.writeP50);
     const p99 = m(row, (r) => r.p99);
     line(`500 msgs/s on ${fsName}: p50 ≤ the producer's write p50 + 1 ms`, p50 <= w50 + 1, `${p50.toFixed(1)} vs ${w50.toFixed(1)} + 1 ms`);
-    line(`500 msgs/s on ${fsName}: p99 < 20 ms`, p99 < 20, `${p99.toFixed(1)} ms`);
+    line(`500 msgs/s on ${fsName}: p99 < 20 ms`, p99 < 20, `${p99.toFixed(1)} ms (the producer's own durable write: p99 ${m(row, (r) => r.writeP99).toFixed(1)} ms)`);
     const clean = tp(`spoold end to end, spool on ${fsName}`);
     const failing = tp(`spoold, 30% 503 (first attempts), ${fsName}`);
     line(`30% 503 on ${fsName}: first attempts within 20% of the clean run`, failing >= 0.8 * clean, `${f0(failing)} vs ${f0(clean)} msgs/s`);

@@ -140,7 +140,7 @@ async function produce(): Promise<void> {
     });
   }
   writes.sort((a, b) => a - b);
-  report({ ms: performance.now() - t0, writeP50: writes[Math.floor(writes.length / 2)] ?? 0 });
+  report({ ms: performance.now() - t0, writeP50: writes[Math.floor(writes.length / 2)] ?? 0, writeP99: writes[Math.floor(writes.length * 0.99)] ?? 0 });
 }
 
 async function post(p: Pool, id: string, payload: string): Promise<void> {
