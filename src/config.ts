@@ -4,6 +4,7 @@
  * nothing is silently replaced by a default.
  */
 import { readFileSync } from 'node:fs';
+import { parseSigningSecrets, SigningSecretError } from './signing.js';
 import { parseDuration, parseSize } from './units.js';
 
 export interface DeliveryPolicy {
@@ -44,6 +45,39 @@ export interface Config extends DeliveryPolicy {
   shared: boolean;
   /** In a shared spool: a daemon silent for this long is dead, and its claims are recovered. */
   leaseTtl: number;
+  /** Consecutive transient failures that make a destination dead (0: never). */
+  deadAfter: number;
+  /** How long a dead destination is left alone before one probe; doubles while it stays dead. */
+  deadCoolOff: number;
+  deadMaxCoolOff: number;
+  /** URL receiving a JSON notice per bounced message (delivered through this spool); empty: none. */
+  bounceHook: string;
+  /** Command run with /bin/sh -c per bounced message, the notice on its standard input; empty: none. */
+  bounceCommand: string;
+  /** Standard Webhooks secrets (`whsec_…`, space-separated to rotate); empty: requests are not signed. */
+  signingSecret: string;
+  /** A file holding the signing secrets (read at start and on SIGHUP); wins over signingSecret. */
+  signingSecretFile: string;
+  /** Per-destination settings from the config file's "destinations" list; the first match wins. */
+  destinationSettings: DestinationSettings[];
+  /** The decoded signing keys (from signingSecret or signingSecretFile). Never logged. */
+  signingKeys: Buffer[];
+}
+
+/** Settings for the destinations matching any of `match` (host, *.domain, or origin patterns). */
+export interface DestinationSettings {
+  match: string[];
+  /** Requests in flight at once to one matching origin (instead of perDestination). */
+  concurrency?: number;
+  /** Requests started per second to one matching origin (a token bucket, bursts of up to one second's worth). */
+  rps?: number;
+  timeout?: number;
+  minBackoff?: number;
+  maxBackoff?: number;
+  maxAttempts?: number;
+  signingKeys?: Buffer[];
+  /** Added to every request (a message's own header of the same name wins). */
+  headers?: [string, string][];
 }
 
 export const DEFAULTS = {
@@ -65,9 +99,18 @@ export const DEFAULTS = {
   logFormat: 'auto',
   shared: false,
   leaseTtl: 30_000,
+  deadAfter: 10,
+  deadCoolOff: 30_000,
+  deadMaxCoolOff: 600_000,
+  bounceHook: '',
+  bounceCommand: '',
+  signingSecret: '',
+  signingSecretFile: '',
+  destinationSettings: [] as DestinationSettings[],
+  signingKeys: [] as Buffer[],
 } satisfies Config;
 
-type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice' | 'list' | 'flag';
+type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice' | 'list' | 'flag' | 'secret' | 'url' | 'command';
 interface Setting {
   key: keyof Config;
   flag: string;
@@ -98,6 +141,13 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'logLevel', flag: 'log-level', env: 'SPOOLD_LOG_LEVEL', kind: 'choice', min: 0, max: 0, choices: ['debug', 'info', 'warn', 'error'], help: 'least severe log lines written' },
   { key: 'shared', flag: 'shared', env: 'SPOOLD_SHARED', kind: 'flag', min: 0, max: 0, help: 'share the spool with other daemons started with --shared, on this host or others (leases instead of the lock)' },
   { key: 'leaseTtl', flag: 'lease-ttl', env: 'SPOOLD_LEASE_TTL', kind: 'duration', min: 300, max: 3_600_000, help: 'with --shared: a daemon that has not renewed its lease for this long is dead; its claims are delivered by the others' },
+  { key: 'deadAfter', flag: 'dead-after', env: 'SPOOLD_DEAD_AFTER', kind: 'count', min: 0, max: 1_000_000, help: 'consecutive transient failures that make a destination dead: its messages wait, attempts unspent (0: never)' },
+  { key: 'deadCoolOff', flag: 'dead-cool-off', env: 'SPOOLD_DEAD_COOL_OFF', kind: 'duration', min: 10, max: 86_400_000, help: 'how long a dead destination is left alone before one probe; doubles while it stays dead' },
+  { key: 'deadMaxCoolOff', flag: 'dead-max-cool-off', env: 'SPOOLD_DEAD_MAX_COOL_OFF', kind: 'duration', min: 10, max: 7 * 86_400_000, help: 'cap on the doubling cool-off' },
+  { key: 'bounceHook', flag: 'bounce-hook', env: 'SPOOLD_BOUNCE_HOOK', kind: 'url', min: 0, max: 0, help: 'URL receiving a JSON notice per bounced message, delivered through this spool' },
+  { key: 'bounceCommand', flag: 'bounce-command', env: 'SPOOLD_BOUNCE_COMMAND', kind: 'command', min: 0, max: 0, help: 'command run with /bin/sh -c per bounced message, the JSON notice on its standard input' },
+  { key: 'signingSecret', flag: 'signing-secret', env: 'SPOOLD_SIGNING_SECRET', kind: 'secret', min: 0, max: 0, help: 'Standard Webhooks signing secrets, whsec_…, space-separated while rotating (environment or config file only: never on a command line)' },
+  { key: 'signingSecretFile', flag: 'signing-secret-file', env: 'SPOOLD_SIGNING_SECRET_FILE', kind: 'path', min: 0, max: 0, help: 'file holding the signing secrets; re-read on SIGHUP' },
   { key: 'logFormat', flag: 'log-format', env: 'SPOOLD_LOG_FORMAT', kind: 'choice', min: 0, max: 0, choices: ['auto', 'json', 'pretty'], help: 'json lines, or pretty for people (auto: pretty on a terminal)' },
 ];
 
@@ -105,6 +155,7 @@ export const SETTINGS: readonly Setting[] = [
 export const RELOADABLE: readonly (keyof Config)[] = [
   'concurrency', 'perDestination', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace',
   'allowDestinations', 'denyDestinations', 'blockPrivate', 'logLevel',
+  'signingSecret', 'signingSecretFile', 'destinationSettings', 'signingKeys', 'bounceHook', 'bounceCommand', 'deadAfter', 'deadCoolOff', 'deadMaxCoolOff',
 ];
 
 export class ConfigError extends Error {
@@ -126,8 +177,21 @@ function parseValue(s: Setting, raw: Value, source: string): Value {
   }
   if (Array.isArray(raw) || typeof raw === 'boolean') throw new ConfigError(`${source}: expected a ${s.kind}, not ${JSON.stringify(raw)}`);
   if (s.kind === 'path') {
-    if (String(raw).trim() === '') throw new ConfigError(`${source}: the spool directory must not be empty`);
+    if (String(raw).trim() === '') throw new ConfigError(`${source}: the path must not be empty`);
     return String(raw);
+  }
+  if (s.kind === 'secret' || s.kind === 'command') return String(raw).trim();
+  if (s.kind === 'url') {
+    const text = String(raw).trim();
+    if (text === '') return '';
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new ConfigError(`${source}: ${JSON.stringify(text)} is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${source}: only http and https URLs`);
+    return text;
   }
   if (s.kind === 'choice') {
     if (!s.choices!.includes(String(raw))) throw new ConfigError(`${source}: ${JSON.stringify(String(raw))} is not one of ${s.choices!.join(', ')}`);
@@ -155,7 +219,7 @@ function parseValue(s: Setting, raw: Value, source: string): Value {
  * (`"per-destination"`) or by key (`"perDestination"`), values as on the
  * command line (`"30s"`) or as numbers.
  */
-export type SettingValues = Partial<Record<keyof Config, Value>>;
+export type SettingValues = Partial<Record<keyof Config, Value>> & { destinations?: unknown };
 
 export function readConfigFile(file: string): SettingValues {
   let parsed: unknown;
@@ -167,6 +231,10 @@ export function readConfigFile(file: string): SettingValues {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${file}: expected a JSON object of settings`);
   const values: SettingValues = {};
   for (const [name, value] of Object.entries(parsed)) {
+    if (name === 'destinations') {
+      values.destinations = value;
+      continue;
+    }
     const s = SETTINGS.find((x) => x.flag === name || x.key === name);
     if (!s) throw new ConfigError(`${file}: unknown setting ${JSON.stringify(name)}; known: ${SETTINGS.map((x) => x.flag).join(', ')}`);
     const ok = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' || (Array.isArray(value) && value.every((v) => typeof v === 'string'));
@@ -182,7 +250,7 @@ export function readConfigFile(file: string): SettingValues {
  * gives them).
  */
 export function resolveConfig(options: SettingValues, env: NodeJS.ProcessEnv = process.env, file: { path: string; values: SettingValues } | null = null): Config {
-  const config: Record<string, Value> = { ...DEFAULTS };
+  const config: Record<string, unknown> = { ...DEFAULTS };
   for (const s of SETTINGS) {
     const fromFile = file?.values[s.key];
     if (fromFile !== undefined) config[s.key] = parseValue(s, fromFile, `${file!.path}: ${s.flag}`);
@@ -192,7 +260,94 @@ export function resolveConfig(options: SettingValues, env: NodeJS.ProcessEnv = p
     if (fromFlag !== undefined) config[s.key] = parseValue(s, fromFlag, `--${s.flag}`);
   }
   const c = config as unknown as Config;
+  c.signingKeys = signingKeys(c.signingSecretFile, c.signingSecret, c.signingSecretFile ? c.signingSecretFile : 'signing-secret');
+  c.destinationSettings = parseDestinationSettings(file?.values.destinations, file?.path ?? 'config');
   if (c.minBackoff > c.maxBackoff) throw new ConfigError(`min-backoff (${c.minBackoff} ms) is above max-backoff (${c.maxBackoff} ms)`);
   if (c.perDestination > c.concurrency) c.perDestination = c.concurrency;
+  if (c.deadCoolOff > c.deadMaxCoolOff) throw new ConfigError(`dead-cool-off (${c.deadCoolOff} ms) is above dead-max-cool-off (${c.deadMaxCoolOff} ms)`);
   return c;
+}
+
+function signingKeys(file: string, inline: string, source: string): Buffer[] {
+  let text = inline;
+  if (file) {
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`signing-secret-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    }
+  }
+  if (text.trim() === '') return [];
+  try {
+    return parseSigningSecrets(text, source);
+  } catch (err) {
+    if (err instanceof SigningSecretError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+const RULE_FIELDS = ['match', 'concurrency', 'rps', 'timeout', 'minBackoff', 'maxBackoff', 'maxAttempts', 'signingSecret', 'signingSecretFile', 'headers'];
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The config file's "destinations": a list of objects, each with `match` (a
+ * pattern or a list of them, as in allow-destinations) and any of the
+ * per-destination settings. Values take the same forms as the options.
+ */
+export function parseDestinationSettings(raw: unknown, source: string): DestinationSettings[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new ConfigError(`${source}: destinations must be a list of objects`);
+  return raw.map((rule: unknown, i) => {
+    const where = `${source}: destinations[${i}]`;
+    if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) throw new ConfigError(`${where} must be an object`);
+    const r = rule as Record<string, unknown>;
+    for (const k of Object.keys(r)) if (!RULE_FIELDS.includes(k)) throw new ConfigError(`${where}: unknown field ${JSON.stringify(k)}; known: ${RULE_FIELDS.join(', ')}`);
+    const match = typeof r.match === 'string' ? [r.match] : Array.isArray(r.match) && r.match.every((m) => typeof m === 'string') ? (r.match as string[]) : null;
+    if (!match || match.length === 0) throw new ConfigError(`${where}: match must be a host pattern or a list of them`);
+    const out: DestinationSettings = { match };
+    const setting = (key: keyof Config) => SETTINGS.find((s) => s.key === key)!;
+    const num = (key: 'concurrency' | 'timeout' | 'minBackoff' | 'maxBackoff' | 'maxAttempts') => {
+      if (r[key] === undefined) return;
+      out[key] = parseValue(setting(key), r[key] as Value, `${where}: ${key}`) as number;
+    };
+    num('concurrency');
+    num('timeout');
+    num('minBackoff');
+    num('maxBackoff');
+    num('maxAttempts');
+    if ((out.minBackoff ?? 0) > (out.maxBackoff ?? Infinity)) throw new ConfigError(`${where}: minBackoff is above maxBackoff`);
+    if (r.rps !== undefined) {
+      const rps = Number(r.rps);
+      if (!Number.isFinite(rps) || rps <= 0 || rps > 100_000) throw new ConfigError(`${where}: rps must be a number of requests per second above 0`);
+      out.rps = rps;
+    }
+    if (r.signingSecret !== undefined || r.signingSecretFile !== undefined) {
+      const keys = signingKeys(typeof r.signingSecretFile === 'string' ? r.signingSecretFile : '', typeof r.signingSecret === 'string' ? r.signingSecret : '', `${where}: signingSecret`);
+      if (keys.length === 0) throw new ConfigError(`${where}: signingSecret is empty`);
+      out.signingKeys = keys;
+    }
+    if (r.headers !== undefined) {
+      if (typeof r.headers !== 'object' || r.headers === null || Array.isArray(r.headers)) throw new ConfigError(`${where}: headers must be an object of name: value`);
+      out.headers = Object.entries(r.headers as Record<string, unknown>).map(([name, value]) => {
+        if (!HEADER_NAME.test(name) || typeof value !== 'string' || /[\r\n\0]/.test(value)) throw new ConfigError(`${where}: header ${JSON.stringify(name)} must be a token with a one-line string value`);
+        return [name, value] as [string, string];
+      });
+    }
+    return out;
+  });
+}
+
+/** The settings as they may be logged: secrets and added header values hidden. */
+export function publicSettings(config: Config): Record<string, unknown> {
+  const { spool: _spool, signingKeys, signingSecret, destinationSettings, ...rest } = config;
+  return {
+    ...rest,
+    signing: signingKeys.length > 0 ? `${signingKeys.length} secret(s)` : 'off',
+    ...(signingSecret && { signingSecret: '[redacted]' }),
+    destinationSettings: destinationSettings.map(({ signingKeys: keys, headers, ...r }) => ({
+      ...r,
+      ...(keys && { signing: `${keys.length} secret(s)` }),
+      ...(headers && { headers: headers.map(([name]) => `${name}: [redacted]`) }),
+    })),
+  };
 }

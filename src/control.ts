@@ -307,9 +307,24 @@ export interface Shape {
   rows: { destination: string; total: number; counts: number[] }[];
 }
 
+export interface DestinationState {
+  origin: string;
+  state: string;
+  failures: number;
+  until: string;
+}
+
 export interface Stats {
   counts: Record<Queue, number>;
   shapes: Shape[];
+  /** Destinations the daemon holds back (dead, or being probed); every other one is ok. */
+  dead: DestinationState[];
+}
+
+/** What the running daemon last wrote about dead destinations; none when it wrote nothing. */
+export function deadDestinations(spool: Spool): DestinationState[] {
+  const state = readMessageFile(spool.destinationStatePath);
+  return Array.isArray(state?.destinations) ? (state.destinations as DestinationState[]) : [];
 }
 
 export function stats(spool: Spool, now: number = Date.now()): Stats {
@@ -336,7 +351,7 @@ export function stats(spool: Spool, now: number = Date.now()): Stats {
       shapes.push({ queue, buckets: labels, rows });
     }
   }
-  return { counts, shapes };
+  return { counts, shapes, dead: deadDestinations(spool) };
 }
 
 /** Header names whose values are credentials: hidden unless asked for. */

@@ -8,7 +8,9 @@
  * daemons claim from one spool, and each heartbeat recovers the claims of
  * peers whose lease expired.
  */
-import { RELOADABLE, type Config } from './config.js';
+import { notifyBounce } from './bounce-notice.js';
+import { publicSettings, RELOADABLE, type Config } from './config.js';
+import writeFileAtomic from 'write-file-atomic';
 import { Spool, SpoolError } from './layout.js';
 import { Leases, liveLeases } from './lease.js';
 import { acquireLock, lockHolder, type Lock } from './lock.js';
@@ -43,12 +45,26 @@ export async function runDaemon(load: () => Config): Promise<number> {
   // a single daemon's claims are (none can be running now); peers' claims
   // wait for their leases to expire.
   const recovered = recoverActive(spool, Date.now(), log, (owner) => !leases || owner === null);
-  const { spool: _root, ...settings } = config;
-  log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings }, `spoold started on ${spool.root}`);
+  log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings: publicSettings(config) }, `spoold started on ${spool.root}`);
 
   let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log, leases?.owner ?? null);
   let watcher: IncomingWatch | null = null;
+  // Rarely written (when a destination dies or comes back), whole, for spoolctl stats.
+  manager.onDestinationsChanged = () => {
+    try {
+      writeFileAtomic.sync(spool.destinationStatePath, JSON.stringify({ updatedAt: new Date().toISOString(), destinations: manager.deadDestinations() }, null, 2) + '\n', { mode: 0o600, fsync: false });
+    } catch (err) {
+      log.warn({ event: 'state-write-failed', file: spool.destinationStatePath, error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not write the destinations state');
+    }
+  };
+  manager.onDestinationsChanged();
+  const notices = new Set<Promise<void>>();
+  manager.onBounced = (record) => {
+    if (!config.bounceHook && !config.bounceCommand) return;
+    const p = notifyBounce(spool.root, record, { url: config.bounceHook, command: config.bounceCommand }, log).finally(() => notices.delete(p));
+    notices.add(p);
+  };
   const heartbeat = leases && setInterval(() => beat(spool, leases, manager, log), leases.interval);
 
   let stopping: Promise<number> | null = null;
@@ -57,6 +73,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
       log.info({ event: 'stopping', signal }, `received ${signal}; finishing requests in flight`);
       await watcher?.close();
       await manager.stop(config.shutdownGrace);
+      await Promise.all(notices);
       await Promise.all(retiredSenders);
       await sender.close();
       if (heartbeat) clearInterval(heartbeat);
@@ -79,18 +96,20 @@ export async function runDaemon(load: () => Config): Promise<number> {
       log.error({ event: 'config-reload-failed', error: (err as Error).message }, `configuration not reloaded: ${(err as Error).message}`);
       return;
     }
-    const changed = Object.fromEntries(RELOADABLE.filter((k) => next[k] !== config[k]).map((k) => [k, next[k]]));
-    const fixed = (Object.keys(next) as (keyof Config)[]).filter((k) => !RELOADABLE.includes(k) && next[k] !== config[k]);
+    const same = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);
+    const changed = Object.fromEntries(RELOADABLE.filter((k) => !same(next[k], config[k])).map((k) => [k, next[k]]));
+    const fixed = (Object.keys(next) as (keyof Config)[]).filter((k) => !RELOADABLE.includes(k) && !same(next[k], config[k]));
     if (fixed.length > 0) log.warn({ event: 'config-reload-ignored', settings: fixed }, `${fixed.join(', ')} change only on restart`);
     const applied: Config = { ...config, ...changed };
-    if (applied.perDestination !== config.perDestination || applied.timeout !== config.timeout || applied.blockPrivate !== config.blockPrivate) {
+    if (applied.perDestination !== config.perDestination || applied.timeout !== config.timeout || applied.blockPrivate !== config.blockPrivate || 'destinationSettings' in changed) {
       retiredSenders.push(sender.retire());
       sender = new Sender(applied);
     }
     config = applied;
     log.level = config.logLevel;
     manager.reconfigure(config, sender);
-    log.info({ event: 'config-reloaded', changed }, 'configuration reloaded');
+    // Names only: values may be secrets.
+    log.info({ event: 'config-reloaded', changed: Object.keys(changed) }, 'configuration reloaded');
   };
 
   return new Promise<number>((resolve, reject) => {

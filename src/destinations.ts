@@ -43,7 +43,7 @@ export function isPrivateAddress(address: string): boolean {
   return privateRanges.check(address, 'ipv6');
 }
 
-function matches(url: URL, pattern: string): boolean {
+export function matches(url: URL, pattern: string): boolean {
   const p = pattern.trim().toLowerCase();
   if (p.includes('://')) {
     try {

@@ -84,6 +84,11 @@ export class Spool {
     return path.join(this.root, 'leases', owner);
   }
 
+  /** Destinations the daemon found dead, written by it for spoolctl (JSON). */
+  get destinationStatePath(): string {
+    return path.join(this.root, 'destinations.json');
+  }
+
   get lockPath(): string {
     return path.join(this.root, 'spoold.pid');
   }

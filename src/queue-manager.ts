@@ -14,9 +14,10 @@
  * destination has room, so one slow endpoint cannot take every slot.
  */
 import { claimDeferred, claimIncoming, type Claimed } from './claim.js';
+import { Circuit, type CircuitSettings } from './circuit.js';
 import { classify, type AttemptResult, type Decision } from './classify.js';
-import type { Config, DeliveryPolicy } from './config.js';
-import { refusal } from './destinations.js';
+import type { Config, DeliveryPolicy, DestinationSettings } from './config.js';
+import { BLOCKED_CODE, matches, refusal } from './destinations.js';
 import { scanDue } from './due.js';
 import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
@@ -31,6 +32,7 @@ const BUSY_RESCAN_MS = 50;
 const WATCH_RESUME_AFTER_MS = 1000;
 /** How long a message waits after the host failed us (EMFILE, EIO, a failed move). */
 const HOST_TROUBLE_DELAY_MS = 1000;
+const HOST_SIDE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADDRNOTAVAIL', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
 const CLOCK_STEP_MS = 2000;
 
@@ -39,6 +41,8 @@ interface Job {
   message: Message;
   destination: Destination;
   policy: DeliveryPolicy;
+  /** Sent as the one probe of a destination coming out of its cool-off. */
+  probe?: boolean;
 }
 
 interface Destination {
@@ -46,6 +50,8 @@ interface Destination {
   origin: string;
   held: number;
   sending: number;
+  /** The first entry of the config file's "destinations" matching this origin. */
+  settings: DestinationSettings | null;
 }
 
 export class QueueManager {
@@ -115,6 +121,9 @@ export class QueueManager {
   reconfigure(config: Config, sender: Sender): void {
     this.config = config;
     this.sender = sender;
+    for (const d of this.destinations.values()) d.settings = this.settingsFor(d.origin);
+    for (const c of this.circuits.values()) c.configure(this.circuitSettings());
+    this.buckets.clear();
     this.pump();
     this.scheduleFill();
   }
@@ -123,8 +132,12 @@ export class QueueManager {
     return this.config.concurrency * 2;
   }
 
-  private get maxHeldPerDestination(): number {
-    return this.config.perDestination * 2;
+  private limitOf(d: Destination | undefined): number {
+    return d?.settings?.concurrency ?? this.config.perDestination;
+  }
+
+  private maxHeldPerDestination(d: Destination | undefined): number {
+    return this.limitOf(d) * 2;
   }
 
   start(): void {
@@ -186,17 +199,28 @@ export class QueueManager {
     this.guard('deferred scan', () => {
       const now = Date.now();
       const picked = new Map<string, number>();
+      let busy = false;
+      let deadUntil = Infinity;
       const scan = scanDue(this.spool, now, limit, (e) => {
         if (this.heldIds.has(e.id)) return true;
         if (e.destination === '-') return false;
         const n = picked.get(e.destination) ?? 0;
-        if ((this.destinations.get(e.destination)?.held ?? 0) + n >= this.maxHeldPerDestination) return true;
+        const d = this.destinations.get(e.destination);
+        // A dead destination's messages stay where they are, attempts unspent;
+        // once its cool-off is over, one is claimed as the probe.
+        const circuit = this.circuits.get(e.destination);
+        if (circuit && circuit.state !== 'ok' && !(circuit.admits(now) && (d?.held ?? 0) + n === 0)) {
+          if (circuit.state === 'dead') deadUntil = Math.min(deadUntil, circuit.deadUntil);
+          return true;
+        }
+        if ((d?.held ?? 0) + n >= this.maxHeldPerDestination(d)) return (busy = true);
         picked.set(e.destination, n + 1);
         return false;
       });
       this.dueDirty = scan.more;
-      this.passedOverBusy = scan.skipped;
+      this.passedOverBusy = busy;
       this.nextDue = scan.nextDue;
+      if (deadUntil !== Infinity) this.wakeAt(deadUntil);
       for (const { entry, path } of scan.due) {
         if (this.heldIds.has(entry.id)) continue;
         const claimed = claimDeferred(this.spool, path, entry, Date.now(), this.owner);
@@ -349,8 +373,14 @@ export class QueueManager {
       return;
     }
     const message = read.message;
+    const destination = this.destination(message.origin);
+    const rule = destination.settings;
     const policy: DeliveryPolicy = {
       ...this.config,
+      ...(rule?.minBackoff !== undefined && { minBackoff: rule.minBackoff }),
+      ...(rule?.maxBackoff !== undefined && { maxBackoff: rule.maxBackoff }),
+      ...(rule?.maxAttempts !== undefined && { maxAttempts: rule.maxAttempts }),
+      ...(rule?.timeout !== undefined && { timeout: rule.timeout }),
       ...(message.maxAttempts !== undefined && { maxAttempts: message.maxAttempts }),
       ...(message.maxAge !== undefined && { maxAge: message.maxAge }),
       ...(message.timeout !== undefined && { timeout: message.timeout }),
@@ -372,11 +402,10 @@ export class QueueManager {
       return;
     }
 
-    const destination = this.destination(message.origin);
     entry.destination = destination.tag;
     destination.held++;
     const job: Job = { claimed, message, destination, policy };
-    if (destination.held > this.maxHeldPerDestination) {
+    if (destination.held > this.maxHeldPerDestination(destination)) {
       this.putBack(job, 'destination busy');
       return;
     }
@@ -388,27 +417,129 @@ export class QueueManager {
     const tag = destinationTag(origin);
     let d = this.destinations.get(tag);
     if (!d) {
-      d = { tag, origin, held: 0, sending: 0 };
+      d = { tag, origin, held: 0, sending: 0, settings: this.settingsFor(origin) };
       this.destinations.set(tag, d);
     }
     return d;
   }
 
-  /** Back to deferred/, due now, its attempt not spent: it was never sent. */
-  private putBack(job: Job, why: string): void {
+  private settingsFor(origin: string): DestinationSettings | null {
+    const url = new URL(origin);
+    return this.config.destinationSettings.find((r) => r.match.some((p) => matches(url, p))) ?? null;
+  }
+
+  /** Back to deferred/, due at `at` (now), its attempt not spent: it was never sent. */
+  private putBack(job: Job, why: string, at = Date.now()): void {
     const { entry } = job.claimed;
-    const back: Entry = { ...entry, time: Date.now(), attempts: entry.attempts - 1 };
+    const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1 };
     this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, job.claimed.path, back));
     this.log.debug({ event: 'put-back', id: entry.id, queue: 'deferred', destination: job.destination.origin, why }, 'not sent; back to deferred');
     this.finish(job);
   }
 
+  private circuitSettings(): CircuitSettings {
+    return { deadAfter: this.config.deadAfter, coolOff: this.config.deadCoolOff, maxCoolOff: this.config.deadMaxCoolOff };
+  }
+
+  private circuit(d: Destination): Circuit {
+    let c = this.circuits.get(d.tag);
+    if (!c) this.circuits.set(d.tag, (c = new Circuit(this.circuitSettings())));
+    this.origins.set(d.tag, d.origin);
+    return c;
+  }
+
+  private forget(tag: string): void {
+    this.circuits.delete(tag);
+    this.origins.delete(tag);
+  }
+
+  /** Dead destinations, for `spoolctl stats` and the status page. */
+  deadDestinations(): { tag: string; origin: string; state: string; failures: number; until: string }[] {
+    return [...this.circuits]
+      .filter(([, c]) => c.state !== 'ok')
+      .map(([tag, c]) => ({ tag, origin: this.origins.get(tag) ?? '', state: c.state, failures: c.failures, until: new Date(c.deadUntil).toISOString() }));
+  }
+
+  /** A dead destination's state is written where spoolctl can read it (rarely: on changes only). */
+  onDestinationsChanged: () => void = () => undefined;
+
+  private circuitEnded(job: Job, result: AttemptResult, now: number): void {
+    // This host's trouble (no file descriptors or ports left, our own cut at
+    // shutdown) says nothing about the destination.
+    if (result.kind === 'error' && HOST_SIDE_ERRORS.has(result.code)) return;
+    const transient = result.kind === 'error' ? result.code !== BLOCKED_CODE : result.status >= 500 || result.status === 408 || result.status === 429;
+    const c = this.circuit(job.destination);
+    const change = c.ended(transient, now, job.probe === true);
+    if (change === null) {
+      if (c.forgettable) this.forget(job.destination.tag);
+      return;
+    }
+    const d = { destination: job.destination.origin, failures: c.failures, deadUntil: new Date(c.deadUntil).toISOString() };
+    if (change === 'died') this.log.warn({ event: 'destination-dead', ...d }, `${job.destination.origin} failed ${c.failures} times in a row: not sending to it until ${d.deadUntil}`);
+    else if (change === 'still-dead') this.log.warn({ event: 'destination-still-dead', ...d }, `${job.destination.origin} failed its probe: not sending to it until ${d.deadUntil}`);
+    else {
+      this.log.info({ event: 'destination-reopened', destination: job.destination.origin }, `${job.destination.origin} answered its probe: sending again`);
+      this.forget(job.destination.tag);
+      this.dueChanged();
+    }
+    this.onDestinationsChanged();
+  }
+
+  /**
+   * Takes one request from the destination's per-second budget, if it has
+   * one; false (and a wake-up when the next token is due) when it is spent.
+   */
+  private takeToken(d: Destination): boolean {
+    const rps = d.settings?.rps;
+    if (!rps) return true;
+    const now = performance.now();
+    const burst = Math.max(1, rps);
+    let b = this.buckets.get(d.tag);
+    if (!b) {
+      // Kept apart from the destination (which goes when idle), so a budget spent is not refilled by a lull.
+      if (this.buckets.size >= 10_000) for (const [tag, old] of this.buckets) if (now - old.at > 60_000) this.buckets.delete(tag);
+      this.buckets.set(d.tag, (b = { tokens: burst, at: now }));
+    }
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rps) / 1000);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return true;
+    }
+    const wait = Math.ceil(((1 - b.tokens) * 1000) / rps);
+    if (!this.pumpTimer) this.pumpTimer = setTimeout(() => ((this.pumpTimer = null), this.pump()), wait);
+    return false;
+  }
+
+  private pumpTimer: NodeJS.Timeout | null = null;
+  /** Destinations failing in a row, dead or probing, by tag (kept while the destination is idle). */
+  private readonly circuits = new Map<string, Circuit>();
+  private readonly origins = new Map<string, string>();
+  /** Requests-per-second budgets (settings.rps) by destination tag: tokens left as of `at` (monotonic ms). */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
   private pump(): void {
+    const now = Date.now();
     for (let i = 0; i < this.waiting.length && this.sending < this.config.concurrency; ) {
       const job = this.waiting[i]!;
-      if (job.destination.sending >= this.config.perDestination) {
+      const circuit = this.circuits.get(job.destination.tag);
+      if (circuit && !circuit.admits(now)) {
+        // Dead: back to deferred until the cool-off ends. Probing: wait here for the probe's answer.
+        if (circuit.state === 'dead') {
+          this.waiting.splice(i, 1);
+          this.wakeAt(circuit.deadUntil);
+          return this.putBack(job, 'destination dead', circuit.deadUntil); // which pumps again
+        }
         i++;
         continue;
+      }
+      if (job.destination.sending >= this.limitOf(job.destination) || !this.takeToken(job.destination)) {
+        i++;
+        continue;
+      }
+      if (circuit) {
+        circuit.started(now);
+        job.probe = circuit.state === 'probing';
       }
       this.waiting.splice(i, 1);
       this.sending++;
@@ -425,12 +556,19 @@ export class QueueManager {
     this.senders.add(sender);
     let result: AttemptResult;
     try {
-      result = await sender.send(message, { id: entry.id, timeout: policy.timeout });
+      const rule = job.destination.settings;
+      result = await sender.send(message, {
+        id: entry.id,
+        timeout: policy.timeout,
+        signingKeys: rule?.signingKeys ?? this.config.signingKeys,
+        ...(rule?.headers && { headers: rule.headers }),
+      });
     } catch (err) {
       result = { kind: 'error', code: 'ERROR', message: String(err), elapsed: 0 };
     }
     const now = Date.now();
     const decision = classify(result, { attempts: entry.attempts, arrival: entry.arrival, now, policy, expiresAt: message.expiresAt });
+    this.circuitEnded(job, result, now);
     this.settle(job, result, decision, now);
     this.sending--;
     job.destination.sending--;
@@ -480,7 +618,11 @@ export class QueueManager {
     const bounced: Entry = { ...entry, time: now, lastError };
     this.move(entry.id, 'bounced', () => moveToBounced(this.spool, claimed.path, bounced, record));
     this.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
+    this.onBounced(record);
   }
+
+  /** Told of every bounce once its record is in bounced/ (the bounce hook). */
+  onBounced: (record: BounceRecord) => void = () => undefined;
 
   /** A failed move leaves the message where it is (still safe) and is retried on each tick. */
   private move(id: string, queue: string, step: () => void): void {
@@ -516,6 +658,7 @@ export class QueueManager {
   async stop(grace: number): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
     for (const job of this.waiting.splice(0)) this.putBack(job, 'shutting down');
     if (this.inFlight.size > 0) {
       this.log.info({ event: 'draining', inFlight: this.inFlight.size, graceMs: grace }, 'waiting for requests in flight');

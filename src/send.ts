@@ -15,6 +15,7 @@ import { Agent } from 'undici';
 import type { AttemptResult } from './classify.js';
 import { guardedLookup } from './destinations.js';
 import type { Message } from './message.js';
+import { signatureHeaders } from './signing.js';
 
 /** Kept from the response body for the bounce reason. */
 const EXCERPT_BYTES = 512;
@@ -25,14 +26,21 @@ const CONNECT_TIMEOUT = 10_000;
 export interface SendOptions {
   id: string;
   timeout: number;
+  /** Standard Webhooks keys: sign this attempt with each (see signing.ts). */
+  signingKeys?: readonly Buffer[];
+  /** The destination's added headers; the message's own of the same name win. */
+  headers?: readonly [string, string][];
 }
+
+const SIGNATURE_HEADERS = new Set(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
 
 export class Sender {
   private readonly agent: Agent;
 
-  constructor(opts: { perDestination: number; timeout: number; blockPrivate: boolean }) {
+  constructor(opts: { perDestination: number; timeout: number; blockPrivate: boolean; destinationSettings?: readonly { concurrency?: number }[] }) {
     this.agent = new Agent({
-      connections: opts.perDestination,
+      // undici keeps one pool per origin: sized for the largest per-destination limit.
+      connections: Math.max(opts.perDestination, ...(opts.destinationSettings ?? []).map((d) => d.concurrency ?? 0)),
       pipelining: 1,
       connect: { timeout: Math.min(CONNECT_TIMEOUT, opts.timeout), ...(opts.blockPrivate && { lookup: guardedLookup }) },
       headersTimeout: opts.timeout,
@@ -52,11 +60,18 @@ export class Sender {
     }, opts.timeout);
     try {
       const headers: string[] = [];
-      let hasKey = false;
+      const given = new Set<string>();
+      const signing = opts.signingKeys && opts.signingKeys.length > 0;
       for (const [name, value] of message.headers) {
-        if (name.toLowerCase() === 'idempotency-key') hasKey = true;
+        const lower = name.toLowerCase();
+        // Signed requests carry the daemon's signature headers, never a producer's.
+        if (signing && SIGNATURE_HEADERS.has(lower)) continue;
+        given.add(lower);
         headers.push(name, value);
       }
+      for (const [name, value] of opts.headers ?? []) if (!given.has(name.toLowerCase())) headers.push(name, value);
+      const hasKey = given.has('idempotency-key');
+      if (signing) for (const [name, value] of signatureHeaders(opts.id, Math.floor(Date.now() / 1000), message.body, opts.signingKeys!)) headers.push(name, value);
       // Retries and crash recovery can repeat a request; the key lets the
       // receiver drop the repeat.
       if (!hasKey) headers.push('idempotency-key', opts.id);

@@ -290,6 +290,7 @@ function makeProgram(): Command {
           ),
         );
       }
+      lines.push('', st.dead.length === 0 ? 'destinations: all ok' : `destinations held back:\n${table(st.dead.map((d) => [d.origin, d.state, String(d.failures), d.until]), ['DESTINATION', 'STATE', 'FAILURES', 'UNTIL'])}`);
       out(lines.join('\n'));
     });
 

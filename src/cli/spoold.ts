@@ -10,7 +10,7 @@ import { SpoolError } from '../layout.js';
 
 function defaultText(key: keyof Config): string {
   const v = DEFAULTS[key];
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') return v === '' ? 'none' : v;
   if (typeof v === 'boolean') return v ? 'on' : 'off';
   if (Array.isArray(v)) return v.length === 0 ? 'none' : v.join(',');
   if (key === 'maxSize') return `${v} bytes`;
@@ -47,12 +47,14 @@ Examples:
       process.exitCode = await runDaemon(load);
     });
   for (const s of SETTINGS) {
+    // Secrets on a command line are visible to every user (ps): environment or files only.
+    if (s.kind === 'secret') continue;
     const help = `${s.help} (default ${defaultText(s.key)}; env ${s.env})`;
     if (s.kind === 'flag') {
       start.addOption(new Option(`--${s.flag}`, help));
       continue;
     }
-    const arg = s.kind === 'path' ? 'dir' : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : s.kind === 'choice' ? s.choices!.join('|') : s.kind === 'list' ? 'hosts' : 'duration';
+    const arg = s.kind === 'url' ? 'url' : s.kind === 'command' ? 'command' : s.kind === 'path' ? (s.key === 'spool' ? 'dir' : 'file') : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : s.kind === 'choice' ? s.choices!.join('|') : s.kind === 'list' ? 'hosts' : 'duration';
     start.addOption(new Option(`--${s.flag} <${arg}>`, help));
   }
 

@@ -171,7 +171,7 @@ describe('spoold for operators', () => {
       fs.writeFileSync(config, JSON.stringify({ maxAttempts: 2, 'log-level': 'info', spool: '/ignored/by/flag' }));
       daemon.child.kill('SIGHUP');
       const reloaded = await daemon.waitEvent('config-reloaded');
-      assert.deepEqual(reloaded.changed, { maxAttempts: 2 });
+      assert.deepEqual(reloaded.changed, ['maxAttempts'], 'names only: values may be secrets');
       held[0]!.end('ok');
       await daemon.waitEvent('delivered', 'in-flight');
 

@@ -165,7 +165,7 @@ async function clockSteps(): Promise<Part> {
   let healthy = false;
   const sink = await routedSink(() => (healthy ? 200 : 503));
   const spool = tempSpool();
-  const daemon = await startDaemon(spool, ['--min-backoff', '2s', '--max-backoff', '2s', '--scan-interval', '300ms'], {
+  const daemon = await startDaemon(spool, ['--min-backoff', '2s', '--max-backoff', '2s', '--scan-interval', '300ms', '--dead-after', '0'], {
     ready: false,
     env: { LD_PRELOAD: lib, FAKETIME_TIMESTAMP_FILE: control, FAKETIME_NO_CACHE: '1', DONT_FAKE_MONOTONIC: '1' },
   });

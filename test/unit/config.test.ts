@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, DEFAULTS, resolveConfig } from '../../src/config.js';
+import { ConfigError, DEFAULTS, publicSettings, resolveConfig } from '../../src/config.js';
 import { formatRelative, parseDuration, parseSize } from '../../src/units.js';
 
 describe('units', () => {
@@ -44,5 +44,50 @@ describe('configuration', () => {
 
   it('caps the per-destination limit at the global one', () => {
     assert.equal(resolveConfig({ concurrency: '4', perDestination: '16' }, {}).perDestination, 4);
+  });
+});
+
+describe('webhook settings', () => {
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+  it('takes signing secrets from the environment, several while rotating, and refuses what is not one', () => {
+    assert.equal(resolveConfig({}, { SPOOLD_SIGNING_SECRET: `${secret} ${secret}` }).signingKeys.length, 2);
+    assert.deepEqual(resolveConfig({}, {}).signingKeys, []);
+    for (const bad of ['whsec_short', 'whsec_!!!!', 'not a secret']) {
+      assert.throws(() => resolveConfig({}, { SPOOLD_SIGNING_SECRET: bad }), (e: Error) => e instanceof ConfigError && /whsec_/.test(e.message), bad);
+    }
+    assert.throws(() => resolveConfig({ signingSecretFile: '/nonexistent/secret' }, {}), /no such file/);
+  });
+
+  it('reads per-destination settings and refuses bad ones, naming the entry', () => {
+    const file = (destinations: unknown) => ({ path: 'spoold.json', values: { destinations } });
+    const [rule] = resolveConfig({}, {}, file([{ match: '*.example.com', concurrency: 4, rps: 2.5, timeout: '10s', minBackoff: '1s', maxBackoff: '1m', maxAttempts: 5, signingSecret: secret, headers: { 'X-Team': 'a' } }])).destinationSettings;
+    assert.deepEqual({ ...rule, signingKeys: rule!.signingKeys!.length }, { match: ['*.example.com'], concurrency: 4, rps: 2.5, timeout: 10_000, minBackoff: 1000, maxBackoff: 60_000, maxAttempts: 5, signingKeys: 1, headers: [['X-Team', 'a']] });
+    const table: [unknown, RegExp][] = [
+      [{}, /destinations must be a list/],
+      [[{ concurrency: 1 }], /destinations\[0\]: match/],
+      [[{ match: 'a.com', speed: 1 }], /unknown field "speed"/],
+      [[{ match: 'a.com', concurrency: 0 }], /destinations\[0\]: concurrency/],
+      [[{ match: 'a.com', rps: -1 }], /rps/],
+      [[{ match: 'a.com', timeout: 'soon' }], /timeout/],
+      [[{ match: 'a.com', minBackoff: '1h', maxBackoff: '1m' }], /minBackoff is above/],
+      [[{ match: 'a.com', headers: { 'Bad Name': 'x' } }], /header/],
+      [[{ match: 'a.com', headers: { 'X-A': 'one\r\nX-B: two' } }], /header/],
+      [[{ match: 'a.com', signingSecret: 'nope' }], /whsec_/],
+    ];
+    for (const [destinations, message] of table) assert.throws(() => resolveConfig({}, {}, file(destinations)), message, JSON.stringify(destinations));
+  });
+
+  it('keeps secrets and added header values out of what is logged', () => {
+    const c = resolveConfig({}, { SPOOLD_SIGNING_SECRET: secret }, { path: 'f', values: { destinations: [{ match: 'a.com', signingSecret: secret, headers: { Authorization: 'Bearer x' } }] } });
+    const shown = JSON.stringify(publicSettings(c));
+    assert.ok(!shown.includes(secret.slice(6)) && !shown.includes('Bearer x'), shown);
+    assert.match(shown, /"signing":"1 secret\(s\)"/);
+  });
+
+  it('checks the bounce hook URL', () => {
+    assert.equal(resolveConfig({ bounceHook: 'https://ops.example.com/bounces' }, {}).bounceHook, 'https://ops.example.com/bounces');
+    assert.throws(() => resolveConfig({ bounceHook: 'ftp://x' }, {}), /http and https/);
+    assert.throws(() => resolveConfig({ bounceHook: 'not a url' }, {}), /not a URL/);
   });
 });

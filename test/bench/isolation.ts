@@ -1,0 +1,109 @@
+/**
+ * `npm run bench:isolation`: does a dead destination slow a healthy one?
+ *
+ * One daemon, one run per scenario, the same healthy traffic in each: 2,000
+ * messages dropped at 200 a second to a node:http sink answering 200. In the
+ * "dead" scenarios 5,000 messages to an endpoint that accepts connections and
+ * never answers (each attempt ends at the 5 s timeout) wait in incoming/ when
+ * the daemon starts. Reported: the healthy messages' drop-to-request latency
+ * and how long they took, and how many requests the dead endpoint got.
+ *
+ *   npx tsx test/bench/isolation.ts [--write-readme]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { replaceReadmeSection } from './readme.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SPOOLD = path.join(ROOT, 'bin/spoold');
+const HEALTHY = 2000;
+const RATE = 200;
+const DEAD = 5000;
+
+async function listen(handler: http.RequestListener): Promise<{ url: string; server: http.Server }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))] ?? NaN;
+}
+
+interface Result {
+  scenario: string;
+  p50: number;
+  p99: number;
+  max: number;
+  seconds: number;
+  deadRequests: number;
+}
+
+async function run(scenario: string, deadBacklog: boolean, extra: string[]): Promise<Result> {
+  const latencies: number[] = [];
+  const healthy = await listen((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      latencies.push(Date.now() - (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { t: number }).t);
+      res.end('ok');
+    });
+  });
+  let deadRequests = 0;
+  const sockets = new Set<import('node:net').Socket>();
+  const dead = await listen((req) => {
+    deadRequests++;
+    req.resume(); // and never answer
+  });
+  dead.server.on('connection', (s) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
+
+  const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-isolation-'));
+  for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q));
+  if (deadBacklog) {
+    for (let i = 0; i < DEAD; i++) fs.writeFileSync(path.join(spool, 'incoming', `dead-${i}.json`), JSON.stringify({ url: `${dead.url}/hook`, body: { i } }));
+  }
+  const daemon: ChildProcess = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--log-level', 'warn', '--timeout', '5s', '--concurrency', '64', '--per-destination', '16', ...extra], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1000));
+
+  const t0 = Date.now();
+  for (let i = 0; i < HEALTHY; i++) {
+    const wait = t0 + (i * 1000) / RATE - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const tmp = path.join(spool, 'tmp', `ok-${i}.json`);
+    fs.writeFileSync(tmp, JSON.stringify({ url: `${healthy.url}/hook`, body: { t: Date.now(), i } }));
+    fs.renameSync(tmp, path.join(spool, 'incoming', `ok-${i}.json`));
+  }
+  const deadline = Date.now() + 120_000;
+  while (latencies.length < HEALTHY && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const seconds = (Date.now() - t0) / 1000;
+  daemon.kill('SIGKILL');
+  await new Promise((r) => daemon.once('exit', r));
+  for (const s of sockets) s.destroy();
+  healthy.server.close();
+  dead.server.close();
+  fs.rmSync(spool, { recursive: true, force: true });
+  if (latencies.length < HEALTHY) throw new Error(`${scenario}: only ${latencies.length}/${HEALTHY} healthy messages arrived`);
+  return { scenario, p50: pct(latencies, 50), p99: pct(latencies, 99), max: Math.max(...latencies), seconds, deadRequests };
+}
+
+const results = [
+  await run('healthy traffic alone', false, []),
+  await run('with 5,000 queued to a dead endpoint (dead after 10 failures, the default)', true, []),
+  await run('the same, dead-destination handling off (--dead-after 0)', true, ['--dead-after', '0']),
+];
+const cpus = os.cpus();
+const table = [
+  `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, Node ${process.version}; ${HEALTHY.toLocaleString('en')} healthy messages dropped at ${RATE}/s; the dead endpoint accepts connections and never answers (timeout 5 s); concurrency 64, per destination 16.`,
+  '',
+  '| scenario | healthy latency p50 / p99 / max (ms) | healthy traffic done in | requests to the dead endpoint |',
+  '|---|---|---:|---:|',
+  ...results.map((r) => `| ${r.scenario} | ${r.p50} / ${r.p99} / ${r.max} | ${r.seconds.toFixed(1)} s | ${r.deadRequests.toLocaleString('en')} |`),
+].join('\n');
+console.log(table);
+if (process.argv.includes('--write-readme')) replaceReadmeSection('bench:isolation', table);

@@ -1,0 +1,173 @@
+/**
+ * Webhook-grade delivery: Standard Webhooks signatures checked by an
+ * independent receiver (the standardwebhooks package), per-destination
+ * settings, dead destinations, bounce notices.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, it } from 'node:test';
+import { Webhook } from 'standardwebhooks';
+import { cleanup, drop, idsIn, sleep, spoolctl, startDaemon, startSink, tempSpool, waitFor, type Received } from './helpers.js';
+
+afterEach(cleanup);
+
+const secret = () => `whsec_${randomBytes(32).toString('base64')}`;
+
+function headersOf(r: Received): Record<string, string> {
+  return Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, String(v)]));
+}
+
+function verifies(secretText: string, r: Received): boolean {
+  try {
+    new Webhook(secretText).verify(r.body, headersOf(r));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function writeConfig(spool: string, config: unknown): string {
+  const file = path.join(path.dirname(spool), 'spoold.json');
+  fs.writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+describe('webhooks', () => {
+  it('signs every attempt (Standard Webhooks), with each secret while rotating; a destination may have its own', async () => {
+    let fail = true;
+    const sink = await startSink((_req, res) => res.writeHead(fail ? 503 : 200).end());
+    const own = await startSink();
+    const spool = tempSpool();
+    const [oldSecret, newSecret, ownSecret] = [secret(), secret(), secret()];
+    const secretFile = path.join(path.dirname(spool), 'secrets');
+    fs.mkdirSync(path.dirname(spool), { recursive: true });
+    fs.writeFileSync(secretFile, `${oldSecret} ${newSecret}\n`);
+    const config = writeConfig(spool, { 'signing-secret-file': secretFile, destinations: [{ match: new URL(own.url).origin, signingSecret: ownSecret }] });
+    const daemon = await startDaemon(spool, ['--config', config, '--min-backoff', '1s', '--max-backoff', '1s']);
+
+    drop(spool, 'signed-1', { url: `${sink.url}/hook`, body: { order: 42 }, headers: { 'webhook-signature': 'v1,forged' } });
+    await daemon.waitEvent('deferred', 'signed-1');
+    fail = false;
+    await daemon.waitEvent('delivered', 'signed-1', 10_000);
+    drop(spool, 'signed-own', { url: `${own.url}/hook`, body: { to: 'own' } });
+    await daemon.waitEvent('delivered', 'signed-own');
+
+    const attempts = sink.byId('signed-1');
+    assert.equal(attempts.length, 2);
+    for (const r of attempts) {
+      assert.equal(r.headers['webhook-id'], 'signed-1');
+      assert.equal(String(r.headers['webhook-signature']).split(' ').length, 2, 'one signature per secret');
+      assert.ok(verifies(oldSecret, r) && verifies(newSecret, r), 'the receiver verifies with either secret');
+      assert.ok(!verifies(secret(), r), 'and not with another');
+      assert.ok(!String(r.headers['webhook-signature']).includes('forged'), "a producer's signature header is replaced");
+    }
+    assert.ok(Number(attempts[1]!.headers['webhook-timestamp']) > Number(attempts[0]!.headers['webhook-timestamp']), 'the timestamp is set at each attempt');
+    const [ownReq] = own.byId('signed-own');
+    assert.ok(verifies(ownSecret, ownReq!) && !verifies(oldSecret, ownReq!), "the destination's own secret, not the spool's");
+
+    const logs = JSON.stringify(daemon.lines);
+    for (const s of [oldSecret, newSecret, ownSecret]) assert.ok(!logs.includes(s.slice(6)), 'no secret in the logs');
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  it('applies per-destination concurrency, rate, timeout, back-off, attempts and headers', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const slow = await startSink((_req, res) => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      setTimeout(() => (inFlight--, res.writeHead(_req.url === '/fail' ? 500 : 200).end()), 150);
+    });
+    const limited = await startSink();
+    const hanging = await startSink(() => undefined);
+    const spool = tempSpool();
+    const config = writeConfig(spool, {
+      destinations: [
+        { match: new URL(slow.url).origin, concurrency: 2, maxAttempts: 2, minBackoff: '100ms', maxBackoff: '100ms', headers: { 'x-team': 'payments' } },
+        { match: new URL(limited.url).origin, rps: 5 },
+        { match: new URL(hanging.url).origin, timeout: '300ms' },
+      ],
+    });
+    const daemon = await startDaemon(spool, ['--config', config, '--concurrency', '32', '--per-destination', '16', '--timeout', '20s']);
+    for (let i = 0; i < 10; i++) drop(spool, `slow-${i}`, { url: `${slow.url}/ok` });
+    drop(spool, 'slow-fail', { url: `${slow.url}/fail` });
+    for (let i = 0; i < 15; i++) drop(spool, `rate-${i}`, { url: `${limited.url}/hook` });
+    drop(spool, 'hang', { url: `${hanging.url}/hook` });
+
+    const deferred = await daemon.waitEvent('deferred', 'hang', 5000);
+    assert.equal(deferred.error, 'HEADERS_TIMEOUT', 'the destination timeout (300 ms), not the spool one (20 s)');
+    await waitFor('all sent', () => slow.received.length >= 12 && limited.received.length >= 15, 15_000);
+    assert.equal(maxInFlight, 2, 'concurrency 2 to that destination');
+    assert.ok(slow.received.every((r) => r.headers['x-team'] === 'payments'));
+    assert.ok(limited.received.every((r) => r.headers['x-team'] === undefined), 'headers only where configured');
+    assert.equal((await daemon.waitEvent('bounced', 'slow-fail')).reason, 'HTTP 500 after 2 attempts');
+    // 5 per second with a burst of 5: 15 requests cannot fit in less than 2 s.
+    const times = limited.received.map((r) => r.at).sort((a, b) => a - b);
+    for (let i = 0; i + 10 < times.length; i++) assert.ok(times[i + 10]! - times[i]! >= 1000, `11 requests took ${times[i + 10]! - times[i]!} ms: over 5 per second`);
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  it('holds back a dead destination without spending attempts, probes it, and reopens it; others flow meanwhile', async () => {
+    let healthy = false;
+    const dead = await startSink((_req, res) => res.writeHead(healthy ? 200 : 503).end());
+    const other = await startSink();
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--dead-after', '3', '--dead-cool-off', '1500ms', '--min-backoff', '100ms', '--max-backoff', '100ms', '--per-destination', '1']);
+    const ids = Array.from({ length: 20 }, (_, i) => `dead-${i}`);
+    for (const id of ids) drop(spool, id, { url: `${dead.url}/hook` });
+    const died = await daemon.waitEvent('destination-dead', undefined, 5000);
+    const diedAt = Date.now();
+    assert.equal(died.failures, 3);
+
+    const stats = JSON.parse(spoolctl(['stats', '--json', '--spool', spool]).stdout);
+    assert.deepEqual(stats.dead.map((d: { origin: string; state: string }) => [d.origin, d.state]), [[new URL(dead.url).origin, 'dead']]);
+    assert.match(spoolctl(['stats', '--spool', spool]).stdout, /destinations held back:[\s\S]*dead/);
+
+    for (let i = 0; i < 5; i++) drop(spool, `other-${i}`, { url: `${other.url}/hook` });
+    await waitFor('the other destination is served', () => other.received.length === 5, 3000);
+    const sentBefore = dead.received.length;
+    await sleep(Math.max(0, Date.parse(String(died.deadUntil)) - Date.now() - 200));
+    assert.equal(dead.received.length, sentBefore, 'nothing sent during the cool-off');
+
+    // The cool-off ends: one probe fails, and it is dead again for longer.
+    const still = await daemon.waitEvent('destination-still-dead', undefined, 5000);
+    assert.ok(Date.parse(String(still.deadUntil)) - Date.now() > 2000, 'the cool-off doubled');
+    assert.equal(dead.received.length, sentBefore + 1, 'exactly one probe');
+    healthy = true;
+    await daemon.waitEvent('destination-reopened', undefined, 10_000);
+    await waitFor('all delivered', () => ids.every((id) => daemon.events('delivered', id).length === 1), 15_000);
+    // Attempts: the failures before it died, one failed probe, then one each.
+    assert.ok(dead.received.length <= sentBefore + 1 + ids.length, `${dead.received.length} requests`);
+    for (const id of ids) assert.ok(daemon.events('delivered', id)[0]!.attempt as number <= 3, `${id} spent no attempts while held back`);
+    assert.ok(Date.now() - diedAt > 3000);
+    assert.deepEqual(JSON.parse(spoolctl(['stats', '--json', '--spool', spool]).stdout).dead, []);
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  it('sends a notice per bounce to a hook (through the spool, never looping) and to a command', async () => {
+    const target = await startSink((_req, res) => res.writeHead(422).end('bad field'));
+    const hook = await startSink((_req, res) => res.writeHead(400).end('hook refuses too'));
+    const spool = tempSpool();
+    const out = path.join(path.dirname(spool), 'notices');
+    fs.mkdirSync(out, { recursive: true });
+    const daemon = await startDaemon(spool, ['--bounce-hook', `${hook.url}/bounces`, '--bounce-command', `cat > ${out}/"$SPOOLD_BOUNCED_ID".json`]);
+    drop(spool, 'rejected', { url: `${target.url}/hook`, headers: { authorization: 'Bearer s3cret' } });
+    await daemon.waitEvent('bounced', 'rejected');
+    await daemon.waitEvent('bounced', 'bounce-notice.rejected', 5000);
+    await daemon.waitEvent('bounce-command-done', 'rejected');
+
+    assert.equal(hook.received.length, 1, 'the notice was sent once; its own bounce raised no notice');
+    const notice = JSON.parse(hook.received[0]!.body);
+    assert.equal(notice.type, 'spoold.bounced');
+    assert.equal(notice.id, 'rejected');
+    assert.equal(notice.url, `${target.url}/hook`);
+    assert.match(notice.reason, /HTTP 422/);
+    assert.ok(!hook.received[0]!.body.includes('s3cret'), 'no message headers in the notice');
+    const fromCommand = JSON.parse(fs.readFileSync(path.join(out, 'rejected.json'), 'utf8'));
+    assert.equal(fromCommand.id, 'rejected');
+    assert.ok(!fs.existsSync(path.join(out, 'bounce-notice.rejected.json')), 'no notice about a notice');
+    assert.deepEqual(idsIn(spool, 'bounced'), ['bounce-notice.rejected', 'rejected']);
+    assert.equal((await daemon.stop()).code, 0);
+  });
+});
