@@ -4,8 +4,10 @@
  * One daemon, one run per scenario, the same healthy traffic in each: 2,000
  * messages dropped at 200 a second to a node:http sink answering 200. In the
  * "dead" scenarios 5,000 messages to an endpoint that accepts connections and
- * never answers (each attempt ends at the 5 s timeout) wait in incoming/ when
- * the daemon starts. Reported: the healthy messages' drop-to-request latency
+ * never answers (each attempt ends at the 5 s timeout) wait when the daemon
+ * starts: due in deferred/ (they have failed before: the steady state), or
+ * all arriving at once in incoming/ (each must be read once to learn its
+ * destination). Reported: the healthy messages' drop-to-request latency
  * and how long they took, and how many requests the dead endpoint got.
  *
  *   npx tsx test/bench/isolation.ts [--write-readme]
@@ -17,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bucketOf, destinationTag, formatEntry } from '../../src/names.js';
 import { replaceReadmeSection } from './readme.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -45,7 +48,7 @@ interface Result {
   deadRequests: number;
 }
 
-async function run(scenario: string, deadBacklog: boolean, extra: string[]): Promise<Result> {
+async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming', extra: string[]): Promise<Result> {
   const latencies: number[] = [];
   const healthy = await listen((req, res) => {
     const chunks: Buffer[] = [];
@@ -65,8 +68,17 @@ async function run(scenario: string, deadBacklog: boolean, extra: string[]): Pro
 
   const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-isolation-'));
   for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q));
-  if (deadBacklog) {
-    for (let i = 0; i < DEAD; i++) fs.writeFileSync(path.join(spool, 'incoming', `dead-${i}.json`), JSON.stringify({ url: `${dead.url}/hook`, body: { i } }));
+  const now = Date.now();
+  for (let i = 0; backlog !== 'none' && i < DEAD; i++) {
+    const body = JSON.stringify({ url: `${dead.url}/hook`, body: { i } });
+    if (backlog === 'incoming') {
+      fs.writeFileSync(path.join(spool, 'incoming', `dead-${i}.json`), body);
+      continue;
+    }
+    const bucket = path.join(spool, 'deferred', String(bucketOf(now)));
+    fs.mkdirSync(bucket, { recursive: true });
+    const name = formatEntry({ id: `dead-${i}`, time: now - 1000, attempts: 1, arrival: now - 60_000, destination: destinationTag(new URL(dead.url).origin), lastError: 'HEADERS-TIMEOUT' });
+    fs.writeFileSync(path.join(bucket, name), body);
   }
   const daemon: ChildProcess = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--log-level', 'warn', '--timeout', '5s', '--concurrency', '64', '--per-destination', '16', ...extra], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 1000));
@@ -93,9 +105,10 @@ async function run(scenario: string, deadBacklog: boolean, extra: string[]): Pro
 }
 
 const results = [
-  await run('healthy traffic alone', false, []),
-  await run('with 5,000 queued to a dead endpoint (dead after 10 failures, the default)', true, []),
-  await run('the same, dead-destination handling off (--dead-after 0)', true, ['--dead-after', '0']),
+  await run('healthy traffic alone', 'none', []),
+  await run('with 5,000 due in deferred/ for a dead endpoint (dead after 10 failures, the default)', 'deferred', []),
+  await run('the same, dead-destination handling off (--dead-after 0)', 'deferred', ['--dead-after', '0']),
+  await run('with 5,000 for the dead endpoint arriving at once in incoming/', 'incoming', []),
 ];
 const cpus = os.cpus();
 const table = [
