@@ -18,7 +18,8 @@ export async function operatorRaces(opts: { messages: number; seconds: number })
   const spoolDir = tempSpool();
   ensureSpoolDirs(spoolDir);
   const spool = new Spool(spoolDir);
-  const daemon = await startDaemon(spoolDir, ['--min-backoff', '50ms', '--max-backoff', '300ms', '--max-attempts', '0', '--scan-interval', '200ms', '--log-level', 'warn'], { ready: false });
+  // About operators racing the daemon, not dead destinations: half the answers are 503.
+  const daemon = await startDaemon(spoolDir, ['--min-backoff', '50ms', '--max-backoff', '300ms', '--max-attempts', '0', '--dead-after', '0', '--scan-interval', '200ms', '--log-level', 'warn'], { ready: false });
   // A first batch, then the rest produced during the race, so that there is
   // always traffic for the operators to race.
   const ids: string[] = [];
