@@ -41,6 +41,8 @@ export interface Config extends DeliveryPolicy {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** json: one JSON object per line; pretty: for people; auto: pretty on a terminal. */
   logFormat: 'auto' | 'json' | 'pretty';
+  /** host:port serving Prometheus metrics on /metrics; empty: off. */
+  metrics: string;
   /** Share the spool with other daemons (leases) instead of locking it. */
   shared: boolean;
   /** In a shared spool: a daemon silent for this long is dead, and its claims are recovered. */
@@ -97,6 +99,7 @@ export const DEFAULTS = {
   blockPrivate: false,
   logLevel: 'info',
   logFormat: 'auto',
+  metrics: '',
   shared: false,
   leaseTtl: 30_000,
   deadAfter: 10,
@@ -110,7 +113,7 @@ export const DEFAULTS = {
   signingKeys: [] as Buffer[],
 } satisfies Config;
 
-type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice' | 'list' | 'flag' | 'secret' | 'url' | 'command';
+type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice' | 'list' | 'flag' | 'secret' | 'url' | 'command' | 'address';
 interface Setting {
   key: keyof Config;
   flag: string;
@@ -139,6 +142,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'denyDestinations', flag: 'deny-destinations', env: 'SPOOLD_DENY_DESTINATIONS', kind: 'list', min: 0, max: 0, help: 'never these hosts (same patterns)' },
   { key: 'blockPrivate', flag: 'block-private', env: 'SPOOLD_BLOCK_PRIVATE', kind: 'flag', min: 0, max: 0, help: 'refuse loopback, private and link-local addresses, checked after DNS resolution' },
   { key: 'logLevel', flag: 'log-level', env: 'SPOOLD_LOG_LEVEL', kind: 'choice', min: 0, max: 0, choices: ['debug', 'info', 'warn', 'error'], help: 'least severe log lines written' },
+  { key: 'metrics', flag: 'metrics', env: 'SPOOLD_METRICS', kind: 'address', min: 0, max: 0, help: 'serve Prometheus metrics on host:port (e.g. 127.0.0.1:9464), path /metrics' },
   { key: 'shared', flag: 'shared', env: 'SPOOLD_SHARED', kind: 'flag', min: 0, max: 0, help: 'share the spool with other daemons started with --shared, on this host or others (leases instead of the lock)' },
   { key: 'leaseTtl', flag: 'lease-ttl', env: 'SPOOLD_LEASE_TTL', kind: 'duration', min: 300, max: 3_600_000, help: 'with --shared: a daemon that has not renewed its lease for this long is dead; its claims are delivered by the others' },
   { key: 'deadAfter', flag: 'dead-after', env: 'SPOOLD_DEAD_AFTER', kind: 'count', min: 0, max: 1_000_000, help: 'consecutive transient failures that make a destination dead: its messages wait, attempts unspent (0: never)' },
@@ -181,6 +185,11 @@ function parseValue(s: Setting, raw: Value, source: string): Value {
     return String(raw);
   }
   if (s.kind === 'secret' || s.kind === 'command') return String(raw).trim();
+  if (s.kind === 'address') {
+    const text = String(raw).trim();
+    if (text !== '' && !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):?\d{1,5}$/.test(text)) throw new ConfigError(`${source}: ${JSON.stringify(text)} is not host:port (e.g. 127.0.0.1:9464)`);
+    return text;
+  }
   if (s.kind === 'url') {
     const text = String(raw).trim();
     if (text === '') return '';

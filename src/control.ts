@@ -20,8 +20,21 @@ export interface Located {
   entry: Entry | null;
 }
 
+/** Told of every message a walk reads (spoolctl's progress line on a terminal). */
+let onWalk: ((queue: Queue) => void) | null = null;
+export function reportWalks(report: ((queue: Queue) => void) | null): void {
+  onWalk = report;
+}
+
 /** The messages of one queue, from names alone (deferred/ in bucket order). */
 export function* walkQueue(spool: Spool, queue: Queue): Generator<Located> {
+  for (const m of walkNames(spool, queue)) {
+    onWalk?.(queue);
+    yield m;
+  }
+}
+
+function* walkNames(spool: Spool, queue: Queue): Generator<Located> {
   if (queue === 'incoming') {
     for (const d of streamDir(spool.dir('incoming'))) {
       const id = parseIncomingName(d.name);

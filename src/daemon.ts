@@ -9,6 +9,7 @@
  * peers whose lease expired.
  */
 import { notifyBounce } from './bounce-notice.js';
+import type { Metrics } from './metrics.js';
 import { publicSettings, RELOADABLE, type Config } from './config.js';
 import writeFileAtomic from 'write-file-atomic';
 import { Spool, SpoolError } from './layout.js';
@@ -65,6 +66,19 @@ export async function runDaemon(load: () => Config): Promise<number> {
     const p = notifyBounce(spool.root, record, { url: config.bounceHook, command: config.bounceCommand }, log).finally(() => notices.delete(p));
     notices.add(p);
   };
+  let metrics: Metrics | null = null;
+  if (config.metrics) {
+    // Loaded only when asked for: prom-client is not needed otherwise.
+    const { startMetrics } = await import('./metrics.js');
+    try {
+      metrics = await startMetrics(config.metrics, spool, manager, log);
+    } catch (err) {
+      lock?.release();
+      leases?.release();
+      throw new SpoolError(`cannot serve metrics on ${config.metrics}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'SPOOL_ERR_METRICS');
+    }
+    manager.observer = metrics.observer;
+  }
   const heartbeat = leases && setInterval(() => beat(spool, leases, manager, log), leases.interval);
 
   let stopping: Promise<number> | null = null;
@@ -74,6 +88,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
       await watcher?.close();
       await manager.stop(config.shutdownGrace);
       await Promise.all(notices);
+      await metrics?.close();
       await Promise.all(retiredSenders);
       await sender.close();
       if (heartbeat) clearInterval(heartbeat);

@@ -36,9 +36,20 @@ const HOST_SIDE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADD
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
 const CLOCK_STEP_MS = 2000;
 
+/**
+ * Told what happens, for metrics: every move between queues the daemon makes,
+ * and every attempt's outcome. Must not throw, must be cheap.
+ */
+export interface DeliveryObserver {
+  moved(from: 'incoming' | 'deferred' | 'active', to: 'active' | 'deferred' | 'bounced' | null): void;
+  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; writtenAt?: number }): void;
+}
+
 interface Job {
   claimed: Claimed;
   message: Message;
+  /** When the producer wrote the file (its mtime). */
+  writtenAt: number;
   destination: Destination;
   policy: DeliveryPolicy;
   /** Sent as the one probe of a destination coming out of its cool-off. */
@@ -89,6 +100,14 @@ export class QueueManager {
     /** This daemon's owner id in a shared spool, written into its claims' names; null alone. */
     private readonly owner: string | null = null,
   ) {}
+
+  /** Metrics, when they are on. */
+  observer: DeliveryObserver | null = null;
+
+  /** Requests in flight now. */
+  get inFlightCount(): number {
+    return this.sending;
+  }
 
   /** Messages were made due from outside (a peer's claims recovered): look at deferred/ now. */
   dueChanged(): void {
@@ -152,6 +171,7 @@ export class QueueManager {
     if (this.held < this.maxHeld && Date.now() >= this.troubleUntil && this.stranded.size === 0) {
       this.guard('claim', () => {
         const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
+        if (claimed) this.observer?.moved('incoming', 'active');
         if (claimed) this.run(claimed);
       });
     } else {
@@ -225,6 +245,7 @@ export class QueueManager {
         if (this.heldIds.has(entry.id)) continue;
         const claimed = claimDeferred(this.spool, path, entry, Date.now(), this.owner);
         if (claimed) {
+          this.observer?.moved('deferred', 'active');
           claimedCount++;
           this.run(claimed);
         }
@@ -247,6 +268,7 @@ export class QueueManager {
         }
         const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
         if (claimed) {
+          this.observer?.moved('incoming', 'active');
           claimedCount++;
           this.run(claimed);
         }
@@ -403,8 +425,9 @@ export class QueueManager {
     }
 
     entry.destination = destination.tag;
+    if (entry.attempts === 1) this.log.info({ event: 'received', id: entry.id, queue: 'active', destination: message.origin, method: message.method, bytes: message.body?.length ?? 0 }, 'received');
     destination.held++;
-    const job: Job = { claimed, message, destination, policy };
+    const job: Job = { claimed, message, writtenAt: read.writtenAt, destination, policy };
     if (destination.held > this.maxHeldPerDestination(destination)) {
       this.putBack(job, 'destination busy');
       return;
@@ -556,6 +579,7 @@ export class QueueManager {
     this.senders.add(sender);
     let result: AttemptResult;
     try {
+      this.log.debug({ event: 'attempt', id: entry.id, destination: message.origin, attempt: entry.attempts, ...(job.probe && { probe: true }) }, 'sending');
       const rule = job.destination.settings;
       result = await sender.send(message, {
         id: entry.id,
@@ -589,22 +613,25 @@ export class QueueManager {
       case 'delivered':
         // The only place a message file is removed: after a confirmed 2xx.
         this.move(entry.id, 'delivered', () => complete(claimed.path));
+        this.observer?.outcome('delivered', message.origin, { ms: result.elapsed, attempts: entry.attempts, writtenAt: job.writtenAt });
         this.log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
         return;
       case 'deferred': {
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
         this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, next));
+        this.observer?.outcome('deferred', message.origin, { ms: result.elapsed });
         this.wakeAt(decision.nextAttempt);
         this.log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
         return;
       }
       case 'bounced':
-        this.bounce(claimed, { ...entry, time: now, lastError: decision.lastError }, decision.reason, decision.lastError, message.url.href);
+        this.bounce(claimed, { ...entry, time: now, lastError: decision.lastError }, decision.reason, decision.lastError, message.url.href, result.elapsed);
         return;
     }
   }
 
-  private bounce(claimed: Claimed, entry: Entry, reason: string, lastError: string, url?: string): void {
+  /** `ms`: the last request's time, when the bounce follows one. */
+  private bounce(claimed: Claimed, entry: Entry, reason: string, lastError: string, url?: string, ms?: number): void {
     const now = Date.now();
     const record: BounceRecord = {
       id: entry.id,
@@ -618,6 +645,7 @@ export class QueueManager {
     const bounced: Entry = { ...entry, time: now, lastError };
     this.move(entry.id, 'bounced', () => moveToBounced(this.spool, claimed.path, bounced, record));
     this.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
+    this.observer?.outcome('bounced', url ? new URL(url).origin : '-', ms === undefined ? {} : { ms });
     this.onBounced(record);
   }
 
@@ -625,9 +653,10 @@ export class QueueManager {
   onBounced: (record: BounceRecord) => void = () => undefined;
 
   /** A failed move leaves the message where it is (still safe) and is retried on each tick. */
-  private move(id: string, queue: string, step: () => void): void {
+  private move(id: string, queue: 'delivered' | 'deferred' | 'bounced', step: () => void): void {
     try {
       step();
+      this.observer?.moved('active', queue === 'delivered' ? null : queue);
     } catch (err) {
       this.log.error({ event: 'move-failed', id, queue, err }, `message ${id}: move to ${queue} failed; left in active/, retrying`);
       this.stranded.set(`${id}:${queue}`, step);

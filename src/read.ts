@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import { validateMessage, type Message } from './message.js';
 
 export type ReadResult =
-  | { kind: 'message'; message: Message }
+  /** writtenAt: the file's mtime, when its producer wrote it (renames between queues keep it). */
+  | { kind: 'message'; message: Message; writtenAt: number }
   | { kind: 'invalid'; reason: string }
   /**
    * Not parseable, but written to within SETTLE_MS: a producer may still be
@@ -90,7 +91,7 @@ export function readMessage(file: string, maxSize: number, now: number = Date.no
       return unsettled ? { kind: 'incomplete', reason } : { kind: 'invalid', reason };
     }
     const v = validateMessage(parsed);
-    return v.ok ? { kind: 'message', message: v.message } : { kind: 'invalid', reason: v.reason };
+    return v.ok ? { kind: 'message', message: v.message, writtenAt: st.mtimeMs } : { kind: 'invalid', reason: v.reason };
   } finally {
     fs.closeSync(fd);
   }

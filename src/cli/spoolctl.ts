@@ -21,12 +21,14 @@ import {
   release,
   remove,
   requeue,
+  reportWalks,
   stats,
   walkQueue,
   type ActionResult,
   type Located,
 } from '../control.js';
 import { isQueue, QUEUES, SpoolError, type Queue } from '../layout.js';
+import { progress, type Progress } from '../progress.js';
 import { formatRelative } from '../units.js';
 
 class UsageError extends Error {}
@@ -351,9 +353,24 @@ async function main(): Promise<void> {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
+  const program = makeProgram();
+  // A counter on the terminal while a command walks the queues (list prints
+  // its rows as it goes, so it needs none).
+  let walking: Progress | null = null;
+  program.hook('preAction', (_program, command) => {
+    if (command.name() === 'list' || command.name() === 'enqueue') return;
+    const shown = (walking = progress(`spoolctl ${command.name()}`));
+    reportWalks((queue) => shown.tick(queue));
+  });
+  const finished = () => {
+    walking?.done();
+    reportWalks(null);
+  };
+  program.hook('postAction', finished);
   try {
-    await makeProgram().parseAsync(process.argv);
+    await program.parseAsync(process.argv);
   } catch (err) {
+    finished();
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else if (err instanceof NotFoundError) {

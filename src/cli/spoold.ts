@@ -54,7 +54,7 @@ Examples:
       start.addOption(new Option(`--${s.flag}`, help));
       continue;
     }
-    const arg = s.kind === 'url' ? 'url' : s.kind === 'command' ? 'command' : s.kind === 'path' ? (s.key === 'spool' ? 'dir' : 'file') : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : s.kind === 'choice' ? s.choices!.join('|') : s.kind === 'list' ? 'hosts' : 'duration';
+    const arg = s.kind === 'address' ? 'host:port' : s.kind === 'url' ? 'url' : s.kind === 'command' ? 'command' : s.kind === 'path' ? (s.key === 'spool' ? 'dir' : 'file') : s.kind === 'count' ? 'n' : s.kind === 'size' ? 'bytes' : s.kind === 'choice' ? s.choices!.join('|') : s.kind === 'list' ? 'hosts' : 'duration';
     start.addOption(new Option(`--${s.flag} <${arg}>`, help));
   }
 

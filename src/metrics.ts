@@ -1,0 +1,189 @@
+/**
+ * Prometheus metrics (prom-client), served on the opt-in `--metrics` address.
+ *
+ * Queue sizes are kept current without reading the backlog on every scrape:
+ * a background recount walks the queues with an asynchronous directory
+ * stream (at most every RECOUNT_MIN_MS, and never more often than 20 times
+ * its own duration, so a million deferred messages cost little CPU), and the
+ * daemon's own moves are applied as they happen in between. What producers
+ * and operators do shows at the next recount.
+ */
+import fsp from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import client from 'prom-client';
+import { QUEUES, type Queue, type Spool } from './layout.js';
+import type { Logger } from './log.js';
+import { parseActiveName, parseBucketName, parseEntry, parseIncomingName } from './names.js';
+import type { DeliveryObserver, QueueManager } from './queue-manager.js';
+
+const RECOUNT_MIN_MS = 10_000;
+
+function hostOf(origin: string): string {
+  if (origin === '-') return '-';
+  try {
+    return new URL(origin).host;
+  } catch {
+    return origin;
+  }
+}
+
+/** Counts one queue's messages by name, reading the directory a few hundred entries at a time. */
+async function countQueue(spool: Spool, queue: Queue): Promise<number> {
+  const accept = queue === 'incoming' ? (n: string) => parseIncomingName(n) !== null : queue === 'active' ? (n: string) => parseActiveName(n) !== null : (n: string) => parseEntry(n) !== null;
+  const count = async (dir: string, nested: boolean): Promise<number> => {
+    let n = 0;
+    try {
+      for await (const d of await fsp.opendir(dir, { bufferSize: 256 })) {
+        if (nested && d.isDirectory() && parseBucketName(d.name) !== null) n += await count(path.join(dir, d.name), false);
+        else if (accept(d.name)) n++;
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return n;
+  };
+  return count(spool.dir(queue), queue === 'deferred');
+}
+
+/** The oldest next-attempt time that is due now, from the earliest started bucket (O(one bucket)). */
+async function oldestDue(spool: Spool, now: number): Promise<number | null> {
+  const buckets = (await fsp.readdir(spool.dir('deferred'))).map(parseBucketName).filter((b): b is number => b !== null && b <= now).sort((a, b) => a - b);
+  for (const start of buckets) {
+    let oldest: number | null = null;
+    try {
+      for await (const d of await fsp.opendir(spool.bucketDir(start), { bufferSize: 256 })) {
+        const e = parseEntry(d.name);
+        if (e && e.time <= now && (oldest === null || e.time < oldest)) oldest = e.time;
+      }
+    } catch {
+      continue;
+    }
+    if (oldest !== null) return oldest;
+  }
+  return null;
+}
+
+export interface Metrics {
+  registry: client.Registry;
+  observer: DeliveryObserver;
+  close(): Promise<void>;
+  /** host:port actually bound (the port may have been 0). */
+  address: string;
+}
+
+export async function startMetrics(bind: string, spool: Spool, manager: QueueManager, log: Logger): Promise<Metrics> {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'spoold_' });
+  const messages = new client.Counter({ name: 'spoold_messages_total', help: 'Attempt outcomes: delivered (2xx), deferred (to be retried), bounced (given up)', labelNames: ['outcome', 'destination'], registers: [registry] });
+  const requestSeconds = new client.Histogram({ name: 'spoold_request_duration_seconds', help: 'Time of one HTTP attempt, from sending to the end of the response', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] });
+  const latencySeconds = new client.Histogram({ name: 'spoold_delivery_latency_seconds', help: 'From the message file being written to its 2xx, retries included', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21_600, 86_400], registers: [registry] });
+  const attempts = new client.Histogram({ name: 'spoold_attempts', help: 'Attempts a delivered message took', buckets: [1, 2, 3, 4, 5, 8, 12, 20, 50, 100], registers: [registry] });
+
+  const snapshot = new Map<Queue, number>();
+  const delta = new Map<Queue, number>();
+  const add = (q: Queue, n: number) => delta.set(q, (delta.get(q) ?? 0) + n);
+  let recounting: Promise<void> | null = null;
+  let lastRecount = 0;
+  let lastDuration = 0;
+  const recount = (): Promise<void> =>
+    (recounting ??= (async () => {
+      const started = performance.now();
+      const counted = new Map<Queue, number>();
+      for (const q of QUEUES) counted.set(q, await countQueue(spool, q));
+      for (const q of QUEUES) {
+        snapshot.set(q, counted.get(q)!);
+        delta.set(q, 0);
+      }
+      lastDuration = performance.now() - started;
+      lastRecount = Date.now();
+    })().finally(() => (recounting = null)));
+
+  new client.Gauge({
+    name: 'spoold_queue_messages',
+    help: 'Messages in each queue (recounted in the background; the daemon\'s own moves applied as they happen)',
+    labelNames: ['queue'],
+    registers: [registry],
+    collect() {
+      for (const q of QUEUES) this.set({ queue: q }, Math.max(0, (snapshot.get(q) ?? 0) + (delta.get(q) ?? 0)));
+    },
+  });
+  new client.Gauge({ name: 'spoold_requests_in_flight', help: 'HTTP requests in flight now', registers: [registry], collect() { this.set(manager.inFlightCount); } });
+  new client.Gauge({
+    name: 'spoold_oldest_due_seconds',
+    help: 'How long the oldest due message in deferred/ has been due (0: none waiting)',
+    registers: [registry],
+    async collect() {
+      const now = Date.now();
+      const oldest = await oldestDue(spool, now).catch(() => null);
+      this.set(oldest === null ? 0 : (now - oldest) / 1000);
+    },
+  });
+  new client.Gauge({
+    name: 'spoold_destinations_dead',
+    help: 'Destinations held back as dead (or being probed), each with its state',
+    labelNames: ['destination', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const d of manager.deadDestinations()) this.set({ destination: hostOf(d.origin), state: d.state }, 1);
+    },
+  });
+
+  const observer: DeliveryObserver = {
+    moved(from, to) {
+      add(from, -1);
+      if (to) add(to, 1);
+    },
+    outcome(outcome, destination, detail) {
+      const host = hostOf(destination);
+      messages.inc({ outcome, destination: host });
+      if (detail.ms !== undefined) requestSeconds.observe({ destination: host }, detail.ms / 1000);
+      if (outcome === 'delivered') {
+        if (detail.writtenAt !== undefined) latencySeconds.observe(Math.max(0, Date.now() - detail.writtenAt) / 1000);
+        if (detail.attempts !== undefined) attempts.observe(detail.attempts);
+      }
+    },
+  };
+
+  await recount();
+  const timer = setInterval(() => {
+    if (Date.now() - lastRecount >= Math.max(RECOUNT_MIN_MS, 20 * lastDuration)) recount().catch((err: Error) => log.warn({ event: 'metrics-recount-failed', error: err.message }, 'could not count the queues'));
+  }, 1000);
+  timer.unref();
+
+  const [host, port] = splitAddress(bind);
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') return res.writeHead(404).end('not found\n');
+    registry.metrics().then(
+      (text: string) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address() as AddressInfo;
+  const address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  log.info({ event: 'metrics-listening', address }, `metrics on http://${address}/metrics`);
+  return {
+    registry,
+    observer,
+    address,
+    close: () => {
+      clearInterval(timer);
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** "127.0.0.1:9464", "[::1]:9464", or ":9464"/"9464" (loopback). */
+export function splitAddress(bind: string): [string, number] {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):?(\d+)$/.exec(bind.trim());
+  if (!m) throw new RangeError(`invalid address ${JSON.stringify(bind)}: use host:port, e.g. 127.0.0.1:9464`);
+  const port = Number(m[3]);
+  if (port > 65_535) throw new RangeError(`invalid port in ${JSON.stringify(bind)}`);
+  return [m[1] ?? (m[2] || '127.0.0.1'), port];
+}

@@ -1,0 +1,76 @@
+/**
+ * Prometheus metrics scraped from the real daemon during a real run, checked
+ * against what the sink saw.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { cleanup, drop, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+
+afterEach(cleanup);
+
+/** Sample values by metric name and labels: `name{a="b"}` → value. */
+async function scrape(address: string): Promise<Map<string, number>> {
+  const res = await fetch(`http://${address}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+  const samples = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return samples;
+}
+
+describe('metrics', () => {
+  it('counts outcomes by destination, queue sizes, latencies and attempts, as they happen', async () => {
+    let flaky = 0;
+    const sink = await startSink((req, res) => {
+      if (req.url === '/gone') return res.writeHead(404).end();
+      if (req.url === '/flaky' && flaky++ < 2) return res.writeHead(503).end();
+      if (req.url === '/slow') return setTimeout(() => res.end('ok'), 1500);
+      res.end('ok');
+    });
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0', '--min-backoff', '100ms', '--max-backoff', '100ms']);
+    const address = String((await daemon.waitEvent('metrics-listening')).address);
+    const host = new URL(sink.url).host;
+
+    for (let i = 0; i < 5; i++) drop(spool, `ok-${i}`, { url: `${sink.url}/ok` });
+    drop(spool, 'flaky', { url: `${sink.url}/flaky` });
+    drop(spool, 'gone', { url: `${sink.url}/gone` });
+    await waitFor('settled', () => daemon.events('delivered').length === 6 && daemon.events('bounced').length === 1, 10_000);
+
+    drop(spool, 'slow', { url: `${sink.url}/slow` });
+    await waitFor('in flight', () => sink.received.some((r) => r.url === '/slow'));
+    let m = await scrape(address);
+    assert.equal(m.get('spoold_requests_in_flight'), 1);
+    assert.equal(m.get(`spoold_messages_total{outcome="delivered",destination="${host}"}`), 6);
+    assert.equal(m.get(`spoold_messages_total{outcome="deferred",destination="${host}"}`), 2);
+    assert.equal(m.get(`spoold_messages_total{outcome="bounced",destination="${host}"}`), 1);
+    assert.equal(m.get('spoold_queue_messages{queue="bounced"}'), 1);
+    assert.equal(m.get('spoold_queue_messages{queue="active"}'), 1);
+    assert.equal(m.get('spoold_queue_messages{queue="deferred"}'), 0);
+    assert.equal(m.get(`spoold_request_duration_seconds_count{destination="${host}"}`), 9, 'one observation per request');
+    assert.equal(m.get('spoold_delivery_latency_seconds_count'), 6);
+    assert.equal(m.get('spoold_attempts_count'), 6);
+    assert.equal(m.get('spoold_attempts_sum'), 5 + 3, 'five at the first attempt, one at the third');
+    assert.equal(m.get('spoold_attempts_bucket{le="1"}'), 5);
+
+    await daemon.waitEvent('delivered', 'slow', 5000);
+    m = await scrape(address);
+    assert.equal(m.get('spoold_requests_in_flight'), 0);
+    assert.equal(m.get('spoold_queue_messages{queue="active"}'), 0);
+    assert.equal(m.get('spoold_oldest_due_seconds'), 0);
+    assert.ok((m.get('spoold_process_resident_memory_bytes') ?? 0) > 0, 'process metrics too');
+
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  it('refuses a bad address before touching the spool', async () => {
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--metrics', 'nowhere'], { ready: false });
+    assert.equal((await daemon.exited).code, 2);
+    assert.match(daemon.stderr, /--metrics: "nowhere" is not host:port/);
+  });
+});
