@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
 import { Spool, streamDir, type Queue } from './layout.js';
-import { bucketOf, describeErrorToken, parseActiveName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
+import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
 
 export interface Located {
   id: string;
@@ -59,6 +59,18 @@ function* walkNames(spool: Spool, queue: Queue): Generator<Located> {
     }
     return;
   }
+  if (queue === 'ordered') {
+    // One line per ordering key; names sort in arrival order within it.
+    for (const line of streamDir(spool.dir('ordered'))) {
+      if (!line.isDirectory()) continue;
+      const dir = path.join(spool.dir('ordered'), line.name);
+      for (const d of streamDir(dir)) {
+        const entry = parseLineName(d.name)?.entry;
+        if (entry) yield { id: entry.id, queue, name: d.name, path: path.join(dir, d.name), entry };
+      }
+    }
+    return;
+  }
   for (const d of streamDir(spool.dir(queue))) {
     // In a shared spool, active/ names start with their owner's id.
     const entry = queue === 'active' ? (parseActiveName(d.name)?.entry ?? null) : parseEntry(d.name);
@@ -66,7 +78,7 @@ function* walkNames(spool: Spool, queue: Queue): Generator<Located> {
   }
 }
 
-export const LIST_ORDER: readonly Queue[] = ['active', 'incoming', 'deferred', 'hold', 'bounced'];
+export const LIST_ORDER: readonly Queue[] = ['active', 'incoming', 'deferred', 'ordered', 'hold', 'bounced'];
 
 export function locate(spool: Spool, id: string, queues: readonly Queue[] = LIST_ORDER): Located[] {
   const found: Located[] = [];

@@ -51,9 +51,19 @@ export class EnqueueError extends Error {
   }
 }
 
-/** Time-ordered, unique without coordination: ms since epoch + 64 random bits. */
+let lastIdTime = 0;
+let idCounter = 0;
+
+/**
+ * Time-ordered, unique without coordination: ms since epoch, a counter within
+ * the millisecond (so one process's ids sort in the order it made them: that
+ * orders messages of one orderingKey written within one file-time tick), and
+ * 48 random bits.
+ */
 export function newMessageId(now: number = Date.now()): string {
-  return `${now.toString(36).padStart(9, '0')}-${randomBytes(8).toString('hex')}`;
+  idCounter = now === lastIdTime ? idCounter + 1 : 0;
+  lastIdTime = now;
+  return `${now.toString(36).padStart(9, '0')}-${idCounter.toString(36).padStart(3, '0')}-${randomBytes(6).toString('hex')}`;
 }
 
 export function fsyncDirectory(dir: string): void {

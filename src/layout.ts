@@ -6,6 +6,8 @@
  *   deferred/  waiting for their next attempt, in time buckets
  *   hold/      set aside by an operator; the daemon never touches them
  *   bounced/   permanent failures, each with a `.reason` side record
+ *   ordered/   messages with an orderingKey waiting behind an older one of their
+ *              key: ordered/<key tag>/<sequence>+<name>, and <key tag>/.head
  *   tmp/       producers' staging area (write here, then rename into incoming/)
  *   leases/    one heartbeat file per daemon sharing the spool (--shared)
  *
@@ -16,7 +18,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bucketOf } from './names.js';
 
-export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced'] as const;
+export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced', 'ordered'] as const;
+/** The queues every spool has had from the start (ordered/ came later and is made at the next daemon start). */
+const CORE_QUEUES: readonly Queue[] = ['incoming', 'active', 'deferred', 'hold', 'bounced'];
 export type Queue = (typeof QUEUES)[number];
 export const FOLDERS = [...QUEUES, 'tmp', 'leases'] as const;
 export type Folder = (typeof FOLDERS)[number];
@@ -79,6 +83,11 @@ export class Spool {
     return path.join(this.bucketDir(bucketOf(nextAttempt)), name);
   }
 
+  /** The line of one ordering key (see ordering.ts). */
+  lineDir(keyTag: string): string {
+    return path.join(this.root, 'ordered', keyTag);
+  }
+
   /** The heartbeat file of one daemon sharing the spool. */
   leasePath(owner: string): string {
     return path.join(this.root, 'leases', owner);
@@ -116,7 +125,7 @@ export class Spool {
 
   /** Throws a clear error when this is not a spool (for spoolctl, which must not create one). */
   check(): void {
-    for (const folder of QUEUES) {
+    for (const folder of CORE_QUEUES) {
       if (!fs.existsSync(this.dir(folder))) {
         throw new SpoolError(`${this.root} is not a spool (no ${folder}/); start spoold on it once, or check --spool`, 'SPOOL_ERR_NOT_A_SPOOL');
       }

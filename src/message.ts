@@ -21,11 +21,14 @@ export interface Message {
   /** Per-message max age, ms (counted from arrival). */
   maxAge?: number;
   timeout?: number;
+  /** Messages with the same key are delivered one at a time, in arrival order (see ordering.ts). */
+  orderingKey?: string;
 }
 
 export type Validation = { ok: true; message: Message } | { ok: false; reason: string };
 
-const KNOWN_FIELDS = new Set(['url', 'method', 'headers', 'body', 'maxAttempts', 'expiresAt', 'maxAge', 'timeout', 'meta']);
+const KNOWN_FIELDS = new Set(['url', 'method', 'headers', 'body', 'maxAttempts', 'expiresAt', 'maxAge', 'timeout', 'orderingKey', 'meta']);
+export const MAX_ORDERING_KEY = 256;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Header values may not smuggle a second header or a NUL. */
 const UNSAFE_VALUE = /[\r\n\0]/;
@@ -119,6 +122,11 @@ export function validateMessage(input: unknown): Validation {
     const v = durationField(input[field], field);
     if (typeof v === 'string') return fail(v);
     message[field] = v;
+  }
+  if (input.orderingKey !== undefined) {
+    const k = input.orderingKey;
+    if (typeof k !== 'string' || k === '' || k.length > MAX_ORDERING_KEY) return fail(`"orderingKey" must be a string of 1 to ${MAX_ORDERING_KEY} characters`);
+    message.orderingKey = k;
   }
   return { ok: true, message };
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import client from 'prom-client';
 import { QUEUES, type Queue, type Spool } from './layout.js';
 import type { Logger } from './log.js';
-import { parseActiveName, parseBucketName, parseEntry, parseIncomingName } from './names.js';
+import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName } from './names.js';
 import type { DeliveryObserver, QueueManager } from './queue-manager.js';
 
 const RECOUNT_MIN_MS = 10_000;
@@ -31,12 +31,18 @@ function hostOf(origin: string): string {
 
 /** Counts one queue's messages by name, reading the directory a few hundred entries at a time. */
 async function countQueue(spool: Spool, queue: Queue): Promise<number> {
-  const accept = queue === 'incoming' ? (n: string) => parseIncomingName(n) !== null : queue === 'active' ? (n: string) => parseActiveName(n) !== null : (n: string) => parseEntry(n) !== null;
+  const accept =
+    queue === 'incoming' ? (n: string) => parseIncomingName(n) !== null
+    : queue === 'active' ? (n: string) => parseActiveName(n) !== null
+    : queue === 'ordered' ? (n: string) => parseLineName(n) !== null
+    : (n: string) => parseEntry(n) !== null;
+  // deferred/ holds time buckets, ordered/ one line per key.
+  const isGroup = (name: string) => (queue === 'deferred' ? parseBucketName(name) !== null : /^[0-9a-f]{32}$/.test(name));
   const count = async (dir: string, nested: boolean): Promise<number> => {
     let n = 0;
     try {
       for await (const d of await fsp.opendir(dir, { bufferSize: 256 })) {
-        if (nested && d.isDirectory() && parseBucketName(d.name) !== null) n += await count(path.join(dir, d.name), false);
+        if (nested && d.isDirectory() && isGroup(d.name)) n += await count(path.join(dir, d.name), false);
         else if (accept(d.name)) n++;
       }
     } catch (err) {
@@ -44,7 +50,7 @@ async function countQueue(spool: Spool, queue: Queue): Promise<number> {
     }
     return n;
   };
-  return count(spool.dir(queue), queue === 'deferred');
+  return count(spool.dir(queue), queue === 'deferred' || queue === 'ordered');
 }
 
 /** The oldest next-attempt time that is due now, from the earliest started bucket (O(one bucket)). */

@@ -111,6 +111,26 @@ export function parseActiveName(name: string): { owner: string | null; entry: En
   return entry ? { owner, entry } : null;
 }
 
+/** The folder name of an ordering key's line in ordered/. */
+export function keyTag(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 32);
+}
+
+/**
+ * A name in an ordering key's line: `<sequence>+<name>`, the sequence (the
+ * message file's write time in µs, 17 digits) first, so that names sort in
+ * arrival order.
+ */
+export function formatLineName(sequence: number, entry: Entry): string {
+  return `${String(Math.max(0, Math.trunc(sequence))).padStart(17, '0')}+${formatEntry(entry)}`;
+}
+
+export function parseLineName(name: string): { sequence: number; entry: Entry } | null {
+  const m = /^(\d{17})\+(.+)$/.exec(name);
+  const entry = m ? parseEntry(m[2]!) : null;
+  return entry ? { sequence: Number(m![1]), entry } : null;
+}
+
 /** A short, stable tag for an origin, so names can be grouped by destination. */
 export function destinationTag(origin: string): string {
   return createHash('sha1').update(origin).digest('hex').slice(0, 8);

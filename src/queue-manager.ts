@@ -22,7 +22,9 @@ import { scanDue } from './due.js';
 import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import type { Message } from './message.js';
-import { describeErrorToken, destinationTag, parseIncomingName, type Entry } from './names.js';
+import fs from 'node:fs';
+import { describeErrorToken, destinationTag, formatEntry, keyTag, parseIncomingName, type Entry } from './names.js';
+import { clearHead, enterLine, headIsAt, lineTags, oldestInLine, readHead, writeHead } from './ordering.js';
 import { readMessage, SETTLE_MS } from './read.js';
 import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
@@ -32,6 +34,8 @@ const BUSY_RESCAN_MS = 50;
 const WATCH_RESUME_AFTER_MS = 1000;
 /** How long a message waits after the host failed us (EMFILE, EIO, a failed move). */
 const HOST_TROUBLE_DELAY_MS = 1000;
+/** How often stale ordering-key records are looked for. */
+const LINE_SWEEP_MS = 30_000;
 const HOST_SIDE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADDRNOTAVAIL', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
 const CLOCK_STEP_MS = 2000;
@@ -41,7 +45,7 @@ const CLOCK_STEP_MS = 2000;
  * and every attempt's outcome. Must not throw, must be cheap.
  */
 export interface DeliveryObserver {
-  moved(from: 'incoming' | 'deferred' | 'active', to: 'active' | 'deferred' | 'bounced' | null): void;
+  moved(from: 'incoming' | 'deferred' | 'active' | 'ordered', to: 'active' | 'deferred' | 'bounced' | 'ordered' | null): void;
   outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; writtenAt?: number }): void;
 }
 
@@ -101,6 +105,8 @@ export class QueueManager {
     private readonly owner: string | null = null,
   ) {}
 
+  /** Ordering keys whose head this daemon holds, by message id (see ordering.ts). */
+  private readonly headKeys = new Map<string, string>();
   /** Metrics, when they are on. */
   observer: DeliveryObserver | null = null;
 
@@ -354,6 +360,7 @@ export class QueueManager {
     }
     this.dueDirty = true;
     if (this.incomingBacklog || now - this.lastIncomingScan >= this.config.scanInterval) this.incomingDirty = true;
+    this.sweepLines();
     this.fill();
   }
 
@@ -395,6 +402,7 @@ export class QueueManager {
       return;
     }
     const message = read.message;
+    if (message.orderingKey !== undefined && !this.admitOrdered(claimed, message.orderingKey, read.writtenAt)) return;
     const destination = this.destination(message.origin);
     const rule = destination.settings;
     const policy: DeliveryPolicy = {
@@ -446,6 +454,112 @@ export class QueueManager {
     return d;
   }
 
+  /**
+   * A keyed message: goes on if it is its key's head (or may become it: no
+   * head, nobody in line); otherwise into its key's line, its attempt unspent.
+   * See ordering.ts.
+   */
+  private admitOrdered(claimed: Claimed, key: string, writtenAt: number): boolean {
+    const { entry } = claimed;
+    const tag = keyTag(key);
+    let outcome: 'head' | 'line' | null = null;
+    this.guard('ordering', () => {
+      const head = readHead(this.spool, tag);
+      const stale = head !== null && head.id !== entry.id && !this.heldIds.has(head.id) && !headIsAt(this.spool, head);
+      if (head?.id === entry.id) {
+        writeHead(this.spool, tag, entry.id, claimed.path);
+        this.headKeys.set(entry.id, tag);
+        outcome = 'head';
+        return;
+      }
+      const waiting: Entry = { ...entry, attempts: entry.attempts - 1 };
+      this.move(entry.id, 'ordered', () => enterLine(this.spool, tag, claimed.path, waiting, writtenAt));
+      outcome = 'line';
+      this.log.debug({ event: 'ordered', id: entry.id, queue: 'ordered', head: head?.id }, 'waiting behind an older message of its key');
+      if (head === null || stale) this.electSoon(tag);
+    });
+    if (outcome === 'head') return true;
+    if (outcome === null) {
+      // The key's record could not be read or written (the host's trouble): try again shortly, no attempt spent.
+      const later: Entry = { ...entry, time: Date.now() + HOST_TROUBLE_DELAY_MS, attempts: entry.attempts - 1 };
+      this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, later));
+      this.wakeAt(later.time);
+    }
+    this.release(entry.id);
+    return false;
+  }
+
+  /** The head of a key moves to deferred/: its record follows it, first. */
+  private followHead(id: string, deferred: Entry): void {
+    const tag = this.headKeys.get(id);
+    if (!tag) return;
+    this.headKeys.delete(id);
+    this.guard('ordering', () => writeHead(this.spool, tag, id, this.spool.deferredPath(deferred.time, formatEntry(deferred))));
+  }
+
+  /** The head of a key was delivered or bounced: the next in line goes. */
+  private headDone(id: string): void {
+    const tag = this.headKeys.get(id);
+    if (!tag) return;
+    this.headKeys.delete(id);
+    this.guard('ordering', () => {
+      clearHead(this.spool, tag, id);
+      this.electNext(tag);
+    });
+  }
+
+  private readonly elections = new Set<string>();
+
+  /** Once the claims in hand are in their lines: a burst is elected from oldest, not from first found. */
+  private electSoon(tag: string): void {
+    if (this.elections.size === 0) {
+      setImmediate(() => {
+        const tags = [...this.elections];
+        this.elections.clear();
+        for (const t of tags) this.guard('ordering', () => this.electNext(t));
+      });
+    }
+    this.elections.add(tag);
+  }
+
+  /** The oldest in the key's line becomes its head: recorded, then made due now. */
+  private electNext(tag: string): void {
+    const next = oldestInLine(this.spool, tag);
+    if (!next) {
+      try {
+        fs.rmdirSync(this.spool.lineDir(tag));
+      } catch {
+        /* a head record or a newcomer is there: not empty after all */
+      }
+      return;
+    }
+    const due: Entry = { ...next.entry, time: Date.now() };
+    writeHead(this.spool, tag, due.id, this.spool.deferredPath(due.time, formatEntry(due)));
+    moveToDeferred(this.spool, next.path, due);
+    this.observer?.moved('ordered', 'deferred');
+    this.dueChanged();
+  }
+
+  private lastLineSweep = Date.now();
+
+  /**
+   * Keys whose head record is stale (the head was deleted or held by an
+   * operator, or a crash came between a record and its move) get their next
+   * elected. O(keys with a line), every LINE_SWEEP_MS.
+   */
+  private sweepLines(): void {
+    if (Date.now() - this.lastLineSweep < LINE_SWEEP_MS) return;
+    this.lastLineSweep = Date.now();
+    this.guard('ordering sweep', () => {
+      for (const tag of lineTags(this.spool)) {
+        const head = readHead(this.spool, tag);
+        if (head && (this.heldIds.has(head.id) || headIsAt(this.spool, head))) continue;
+        if (head) clearHead(this.spool, tag, head.id);
+        this.electNext(tag);
+      }
+    });
+  }
+
   private settingsFor(origin: string): DestinationSettings | null {
     const url = new URL(origin);
     return this.config.destinationSettings.find((r) => r.match.some((p) => matches(url, p))) ?? null;
@@ -455,6 +569,7 @@ export class QueueManager {
   private putBack(job: Job, why: string, at = Date.now()): void {
     const { entry } = job.claimed;
     const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1 };
+    this.followHead(entry.id, back);
     this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, job.claimed.path, back));
     this.log.debug({ event: 'put-back', id: entry.id, queue: 'deferred', destination: job.destination.origin, why }, 'not sent; back to deferred');
     this.finish(job);
@@ -613,11 +728,13 @@ export class QueueManager {
       case 'delivered':
         // The only place a message file is removed: after a confirmed 2xx.
         this.move(entry.id, 'delivered', () => complete(claimed.path));
+        this.headDone(entry.id);
         this.observer?.outcome('delivered', message.origin, { ms: result.elapsed, attempts: entry.attempts, writtenAt: job.writtenAt });
         this.log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
         return;
       case 'deferred': {
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
+        this.followHead(entry.id, next);
         this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, next));
         this.observer?.outcome('deferred', message.origin, { ms: result.elapsed });
         this.wakeAt(decision.nextAttempt);
@@ -646,6 +763,7 @@ export class QueueManager {
     this.move(entry.id, 'bounced', () => moveToBounced(this.spool, claimed.path, bounced, record));
     this.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
     this.observer?.outcome('bounced', url ? new URL(url).origin : '-', ms === undefined ? {} : { ms });
+    this.headDone(entry.id);
     this.onBounced(record);
   }
 
@@ -653,7 +771,7 @@ export class QueueManager {
   onBounced: (record: BounceRecord) => void = () => undefined;
 
   /** A failed move leaves the message where it is (still safe) and is retried on each tick. */
-  private move(id: string, queue: 'delivered' | 'deferred' | 'bounced', step: () => void): void {
+  private move(id: string, queue: 'delivered' | 'deferred' | 'bounced' | 'ordered', step: () => void): void {
     try {
       step();
       this.observer?.moved('active', queue === 'delivered' ? null : queue);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import { leaseOwners, type Leases } from './lease.js';
+import { repointHeads } from './ordering.js';
 import { parseActiveName, parseEntry, parseIncomingName, type Entry } from './names.js';
 import { moveToDeferred } from './settle.js';
 
@@ -17,6 +18,7 @@ import { moveToDeferred } from './settle.js';
  * (owner null: a single daemon's claims). Returns how many were moved.
  */
 export function recoverActive(spool: Spool, now: number, log: Logger, recover: (owner: string | null) => boolean = () => true): number {
+  const moved = new Map<string, string>();
   let recovered = 0;
   for (const d of streamDir(spool.dir('active'))) {
     const name = d.name;
@@ -36,11 +38,13 @@ export function recoverActive(spool: Spool, now: number, log: Logger, recover: (
     }
     // A peer recovering the same claim at the same moment wins the rename; this one finds nothing.
     if (!fs.existsSync(from)) continue;
-    moveToDeferred(spool, from, entry);
+    moved.set(entry.id, moveToDeferred(spool, from, entry));
     recovered++;
     const owner = parsed?.owner ?? undefined;
     log.warn({ event: 'recovered', id: entry.id, queue: 'active', attempts: entry.attempts, ...(owner && { owner }) }, owner ? `claimed by ${owner}, whose lease expired; delivering again` : 'in flight when the last daemon stopped; delivering again');
   }
+  // An ordering key's head among them: its record follows it (see ordering.ts).
+  repointHeads(spool, moved);
   return recovered;
 }
 

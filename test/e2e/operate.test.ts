@@ -111,7 +111,7 @@ describe('spoolctl', () => {
       assert.match(table, /o-1\s+deferred\s+1\s+in \d+[mh]\s+localhost:\d+\s+\d+m?s\s+HTTP 503/);
 
       const st = JSON.parse(spoolctl(['stats', '--json', '--spool', spool]).stdout);
-      assert.deepEqual(st.counts, { active: 0, incoming: 0, deferred: 4, hold: 0, bounced: 1 });
+      assert.deepEqual(st.counts, { active: 0, incoming: 0, deferred: 4, ordered: 0, hold: 0, bounced: 1 });
       const deferredShape = st.shapes.find((s: { queue: string }) => s.queue === 'deferred');
       assert.deepEqual(deferredShape.buckets, ['5m', '10m', '20m', '40m', '80m', '160m', '320m', '320m+']);
       const host = new URL(other).host;

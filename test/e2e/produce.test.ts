@@ -19,7 +19,7 @@ describe('producing', () => {
     const daemon = await startDaemon(spool);
     try {
       const libId = await enqueue({ url: `${sink.url}/lib`, body: { from: 'library' } }, { spool });
-      assert.match(libId, /^[0-9a-z]{9}-[0-9a-f]{16}$/);
+      assert.match(libId, /^[0-9a-z]{9}-[0-9a-z]{3,}-[0-9a-f]{12}$/);
       const ownId = await enqueue({ url: `${sink.url}/lib` }, { spool, id: 'order-42.paid' });
       assert.equal(ownId, 'order-42.paid');
 

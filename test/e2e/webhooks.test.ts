@@ -145,6 +145,53 @@ describe('webhooks', () => {
     assert.equal((await daemon.stop()).code, 0);
   });
 
+  it('delivers one key at a time in arrival order; a failing message holds back only its key, across a kill -9', async () => {
+    let failuresLeft = 2;
+    const inFlight = new Map<string, number>();
+    let overlap = 0;
+    const sink = await startSink((req, res) => {
+      const { key } = JSON.parse(req.body) as { key: string };
+      inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
+      if (inFlight.get(key)! > 1) overlap++;
+      const fail = req.headers['idempotency-key'] === 'a-0' && failuresLeft-- > 0;
+      setTimeout(() => {
+        inFlight.set(key, inFlight.get(key)! - 1);
+        res.writeHead(fail ? 503 : 200).end();
+      }, 20);
+    });
+    const spool = tempSpool();
+    fs.mkdirSync(path.join(spool, 'tmp'), { recursive: true });
+    fs.mkdirSync(path.join(spool, 'incoming'), { recursive: true });
+    // All waiting before the daemon starts: it finds them in directory order, not arrival order.
+    const a = Array.from({ length: 10 }, (_, i) => `a-${i}`);
+    const b = Array.from({ length: 10 }, (_, i) => `b-${i}`);
+    for (let i = 0; i < 10; i++) {
+      drop(spool, a[i]!, { url: `${sink.url}/hook`, orderingKey: 'customer-A', body: { key: 'A', i } });
+      drop(spool, b[i]!, { url: `${sink.url}/hook`, orderingKey: 'customer-B', body: { key: 'B', i } });
+      await sleep(2); // distinct write times
+    }
+    const args = ['--min-backoff', '1s', '--max-backoff', '1s'];
+    let daemon = await startDaemon(spool, args);
+    await daemon.waitEvent('deferred', 'a-0');
+    await waitFor('key B done', () => b.every((id) => daemon.events('delivered', id).length === 1), 10_000);
+    assert.equal(a.filter((id) => daemon.events('delivered', id).length > 0).length, 0, 'key A waits behind its failing head');
+    assert.ok(idsIn(spool, 'ordered').length >= 8, 'the rest of key A waits in its line');
+    await daemon.stop('SIGKILL');
+
+    daemon = await startDaemon(spool, args);
+    await waitFor('key A done', () => a.every((id) => daemon.events('delivered', id).length === 1), 15_000);
+    const delivered = (key: string) => sink.received.filter((r) => r.headers['idempotency-key']!.toString().startsWith(key)).map((r) => String(r.headers['idempotency-key']));
+    const firstSeen = (ids: string[]) => ids.filter((id, i) => ids.indexOf(id) === i);
+    assert.deepEqual(firstSeen(delivered('a-')), a, 'key A in arrival order');
+    assert.deepEqual(firstSeen(delivered('b-')), b, 'key B in arrival order');
+    assert.equal(overlap, 0, 'never two requests of one key at once');
+    assert.equal(sink.byId('a-0').length, 3, 'the head failed twice, then went');
+    for (const id of a.slice(1)) assert.equal(sink.byId(id).length, 1, `${id}: sent once, no attempt spent while waiting`);
+    assert.equal(daemon.events('delivered', 'a-9')[0]!.attempt, 1);
+    for (const q of ['incoming', 'active', 'deferred', 'ordered']) assert.deepEqual(idsIn(spool, q), [], `${q}/ is empty`);
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
   it('sends a notice per bounce to a hook (through the spool, never looping) and to a command', async () => {
     const target = await startSink((_req, res) => res.writeHead(422).end('bad field'));
     const hook = await startSink((_req, res) => res.writeHead(400).end('hook refuses too'));

@@ -42,6 +42,11 @@ describe('message validation', () => {
     assert.equal(m.expiresAt, Date.parse('2030-01-01T00:00:00Z'));
   });
 
+  it('takes an ordering key, and refuses one that is not a short string', () => {
+    assert.equal(ok({ url: 'https://example.com/', orderingKey: 'customer-42' }).orderingKey, 'customer-42');
+    for (const bad of ['', 42, 'x'.repeat(257)]) assert.match(reason({ url: 'https://example.com/', orderingKey: bad }), /orderingKey/);
+  });
+
   it('refuses what can never be sent, with a reason', () => {
     const table: [unknown, RegExp][] = [
       [null, /not a JSON object/],

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, errorToken, formatActiveName, formatEntry, isValidId, parseActiveName, parseBucketName, parseEntry, parseIncomingName, type Entry } from '../../src/names.js';
+import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, errorToken, formatActiveName, formatEntry, formatLineName, isValidId, keyTag, parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName, type Entry } from '../../src/names.js';
+import { newMessageId } from '../../src/enqueue.js';
 import { newOwnerId } from '../../src/lease.js';
 
 const idArb = fc.stringMatching(/^[A-Za-z0-9._-]{1,128}$/).filter((s) => s !== '.' && s !== '..');
@@ -34,6 +35,25 @@ describe('filename codec', () => {
     );
     assert.equal(parseActiveName('bad/owner@1_1_1_-_-_x.json'), null);
     assert.throws(() => formatActiveName({ id: 'x', time: 1, attempts: 1, arrival: 1, destination: '-', lastError: '-' }, 'a'.repeat(41)), RangeError);
+  });
+
+  it('round-trips ordering-line names, which sort by write time', () => {
+    fc.assert(
+      fc.property(entryArb, fc.integer({ min: 0, max: 2 ** 52 }), (e, sequence) => {
+        assert.deepEqual(parseLineName(formatLineName(sequence, e)), { sequence, entry: { ...e } });
+      }),
+    );
+    const e: Entry = { id: 'x', time: 9, attempts: 0, arrival: 9, destination: '-', lastError: '-' };
+    assert.ok(formatLineName(999, e) < formatLineName(1000, e));
+    assert.equal(parseLineName('12+1_1_1_-_-_x.json'), null);
+    assert.match(keyTag('customer-42'), /^[0-9a-f]{32}$/);
+  });
+
+  it("the library's ids sort in the order one process made them, and are valid ids", () => {
+    const ids = Array.from({ length: 5000 }, () => newMessageId());
+    assert.deepEqual([...ids].sort(), ids);
+    assert.ok(ids.every(isValidId));
+    assert.equal(new Set(ids).size, ids.length);
   });
 
   it('keeps an id that itself contains underscores and dots', () => {

@@ -1,0 +1,107 @@
+/**
+ * Per-key ordering: messages with the same `orderingKey` are delivered one at
+ * a time, in arrival order (the message file's write time, its mtime, which
+ * renames between queues keep; then the id); a failing one holds back only
+ * its own key.
+ *
+ * Each key has a line, ordered/<key tag>/, and at most one message out of it
+ * at a time, the head, named in <key tag>/.head with where it is:
+ *
+ *   a keyed message claimed that is not its key's head goes into the line
+ *   (its attempt unspent), named by its write time so the line sorts itself;
+ *   when the key has no head, the oldest in the line is elected once the
+ *   claims in hand are all in line (so a burst found in incoming/ in
+ *   directory order still goes out oldest first): the record is written,
+ *   then the message is made due now in deferred/;
+ *   the head goes through the usual queues (and retries) like any message;
+ *   the record follows it (written before each move), so that a head waiting
+ *   for a retry keeps its key held back however long it waits;
+ *   delivered or bounced, the head leaves the record, and the next is elected.
+ *
+ * A record naming a message that is not where it says, and that no daemon
+ * holds in memory, is stale (an operator deleted or held the head, a crash
+ * came between a record and its move): the next in line is elected. Records
+ * are repointed when start-up recovery moves a head out of active/. So a
+ * record can delay its key, never block it for good.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import { streamDir, type Spool } from './layout.js';
+import { formatLineName, parseLineName, type Entry } from './names.js';
+
+interface HeadRecord {
+  id: string;
+  /** Where the head is, relative to the spool. */
+  path: string;
+}
+
+const HEAD = '.head';
+
+export function readHead(spool: Spool, tag: string): HeadRecord | null {
+  try {
+    const r = JSON.parse(fs.readFileSync(path.join(spool.lineDir(tag), HEAD), 'utf8')) as HeadRecord;
+    return typeof r.id === 'string' && typeof r.path === 'string' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Written before the head moves there: a crash in between leaves a stale record, never a lost key. */
+export function writeHead(spool: Spool, tag: string, id: string, at: string): void {
+  fs.mkdirSync(spool.lineDir(tag), { recursive: true, mode: 0o700 });
+  writeFileAtomic.sync(path.join(spool.lineDir(tag), HEAD), JSON.stringify({ id, path: path.relative(spool.root, at) }) + '\n', { mode: 0o600, fsync: false });
+}
+
+export function clearHead(spool: Spool, tag: string, id: string): void {
+  if (readHead(spool, tag)?.id === id) fs.rmSync(path.join(spool.lineDir(tag), HEAD), { force: true });
+}
+
+export function headIsAt(spool: Spool, head: HeadRecord): boolean {
+  return fs.existsSync(path.join(spool.root, head.path));
+}
+
+/** Into the key's line, by rename. */
+export function enterLine(spool: Spool, tag: string, from: string, entry: Entry, writtenAt: number): void {
+  const dir = spool.lineDir(tag);
+  const to = path.join(dir, formatLineName(Math.round(writtenAt * 1000), entry));
+  try {
+    fs.renameSync(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(from)) throw err;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.renameSync(from, to);
+  }
+}
+
+/**
+ * The oldest message in the key's line (O(line)), or null when the line is
+ * empty. File times tick coarsely (a few ms on some file systems): messages
+ * written within one tick are ordered by id.
+ */
+export function oldestInLine(spool: Spool, tag: string): { path: string; entry: Entry } | null {
+  let best: { name: string; sequence: number; entry: Entry } | null = null;
+  for (const d of streamDir(spool.lineDir(tag))) {
+    const parsed = parseLineName(d.name);
+    if (!parsed) continue;
+    if (best === null || parsed.sequence < best.sequence || (parsed.sequence === best.sequence && parsed.entry.id < best.entry.id)) best = { name: d.name, ...parsed };
+  }
+  return best && { path: path.join(spool.lineDir(tag), best.name), entry: best.entry };
+}
+
+/** Keys that have a line or a head (their tags). */
+export function lineTags(spool: Spool): string[] {
+  const tags: string[] = [];
+  for (const d of streamDir(spool.dir('ordered'))) if (/^[0-9a-f]{32}$/.test(d.name)) tags.push(d.name);
+  return tags;
+}
+
+/** After recovery moved messages out of active/: heads among them are recorded where they now are. */
+export function repointHeads(spool: Spool, moved: ReadonlyMap<string, string>): void {
+  if (moved.size === 0) return;
+  for (const tag of lineTags(spool)) {
+    const head = readHead(spool, tag);
+    const now = head && moved.get(head.id);
+    if (now) writeHead(spool, tag, head.id, now);
+  }
+}
