@@ -61,10 +61,12 @@ export function headIsAt(spool: Spool, head: HeadRecord): boolean {
   return fs.existsSync(path.join(spool.root, head.path));
 }
 
-/** Into the key's line, by rename. */
-export function enterLine(spool: Spool, tag: string, from: string, entry: Entry, writtenAt: number): void {
+/** Into the key's line, by rename; returns its place there. */
+export function enterLine(spool: Spool, tag: string, from: string, entry: Entry, writtenAt: number): InLine {
   const dir = spool.lineDir(tag);
-  const to = path.join(dir, formatLineName(Math.round(writtenAt * 1000), entry));
+  const sequence = Math.round(writtenAt * 1000);
+  const name = formatLineName(sequence, entry);
+  const to = path.join(dir, name);
   try {
     fs.renameSync(from, to);
   } catch (err) {
@@ -72,21 +74,39 @@ export function enterLine(spool: Spool, tag: string, from: string, entry: Entry,
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.renameSync(from, to);
   }
+  return { name, sequence, entry };
+}
+
+export interface InLine {
+  name: string;
+  sequence: number;
+  entry: Entry;
+}
+
+/** File times tick coarsely (a few ms on some file systems): messages written within one tick are ordered by id. */
+export function before(a: InLine, b: InLine): boolean {
+  return a.sequence < b.sequence || (a.sequence === b.sequence && a.entry.id < b.entry.id);
 }
 
 /**
- * The oldest message in the key's line (O(line)), or null when the line is
- * empty. File times tick coarsely (a few ms on some file systems): messages
- * written within one tick are ordered by id.
+ * The `count` oldest messages in the key's line, oldest first, in one pass
+ * (O(line)); `complete` when that is the whole line.
  */
-export function oldestInLine(spool: Spool, tag: string): { path: string; entry: Entry } | null {
-  let best: { name: string; sequence: number; entry: Entry } | null = null;
+export function oldestInLine(spool: Spool, tag: string, count: number): { oldest: InLine[]; complete: boolean } {
+  const oldest: InLine[] = [];
+  let seen = 0;
   for (const d of streamDir(spool.lineDir(tag))) {
     const parsed = parseLineName(d.name);
     if (!parsed) continue;
-    if (best === null || parsed.sequence < best.sequence || (parsed.sequence === best.sequence && parsed.entry.id < best.entry.id)) best = { name: d.name, ...parsed };
+    seen++;
+    const item = { name: d.name, ...parsed };
+    if (oldest.length === count && !before(item, oldest[count - 1]!)) continue;
+    let i = oldest.length;
+    while (i > 0 && before(item, oldest[i - 1]!)) i--;
+    oldest.splice(i, 0, item);
+    if (oldest.length > count) oldest.pop();
   }
-  return best && { path: path.join(spool.lineDir(tag), best.name), entry: best.entry };
+  return { oldest, complete: seen <= count };
 }
 
 /** Keys that have a line or a head (their tags). */

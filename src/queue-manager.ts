@@ -23,8 +23,9 @@ import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import type { Message } from './message.js';
 import fs from 'node:fs';
+import path from 'node:path';
 import { describeErrorToken, destinationTag, formatEntry, keyTag, parseIncomingName, type Entry } from './names.js';
-import { clearHead, enterLine, headIsAt, lineTags, oldestInLine, readHead, writeHead } from './ordering.js';
+import { before, clearHead, enterLine, headIsAt, lineTags, oldestInLine, readHead, writeHead, type InLine } from './ordering.js';
 import { readMessage, SETTLE_MS } from './read.js';
 import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
@@ -36,6 +37,9 @@ const WATCH_RESUME_AFTER_MS = 1000;
 const HOST_TROUBLE_DELAY_MS = 1000;
 /** How often stale ordering-key records are looked for. */
 const LINE_SWEEP_MS = 30_000;
+/** How many of a line's oldest are read at once when electing. */
+const LINE_READ_AHEAD = 256;
+const LINE_CACHE_KEYS = 1000;
 const HOST_SIDE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADDRNOTAVAIL', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
 const CLOCK_STEP_MS = 2000;
@@ -467,13 +471,14 @@ export class QueueManager {
       const head = readHead(this.spool, tag);
       const stale = head !== null && head.id !== entry.id && !this.heldIds.has(head.id) && !headIsAt(this.spool, head);
       if (head?.id === entry.id) {
-        writeHead(this.spool, tag, entry.id, claimed.path);
+        // The record still says where it was in deferred/: this daemon holds it now
+        // (heldIds), and start-up recovery repoints the record if it dies holding it.
         this.headKeys.set(entry.id, tag);
         outcome = 'head';
         return;
       }
       const waiting: Entry = { ...entry, attempts: entry.attempts - 1 };
-      this.move(entry.id, 'ordered', () => enterLine(this.spool, tag, claimed.path, waiting, writtenAt));
+      this.move(entry.id, 'ordered', () => this.noteInLine(tag, enterLine(this.spool, tag, claimed.path, waiting, writtenAt)));
       outcome = 'line';
       this.log.debug({ event: 'ordered', id: entry.id, queue: 'ordered', head: head?.id }, 'waiting behind an older message of its key');
       if (head === null || stale) this.electSoon(tag);
@@ -522,10 +527,40 @@ export class QueueManager {
     this.elections.add(tag);
   }
 
+  /**
+   * The oldest few of each long line, read in one pass, so that electing the
+   * next of a key with thousands waiting does not read the whole line each
+   * time. Newcomers older than the last of them join them.
+   */
+  private readonly lineHeads = new Map<string, { oldest: InLine[]; complete: boolean }>();
+
+  private noteInLine(tag: string, item: InLine): void {
+    const cached = this.lineHeads.get(tag);
+    if (!cached) return;
+    const last = cached.oldest.at(-1);
+    if (!cached.complete && last && !before(item, last)) return;
+    let i = cached.oldest.length;
+    while (i > 0 && before(item, cached.oldest[i - 1]!)) i--;
+    cached.oldest.splice(i, 0, item);
+  }
+
   /** The oldest in the key's line becomes its head: recorded, then made due now. */
   private electNext(tag: string): void {
-    const next = oldestInLine(this.spool, tag);
+    let next: InLine | undefined;
+    for (;;) {
+      let cached = this.lineHeads.get(tag);
+      if (!cached || cached.oldest.length === 0) {
+        cached = oldestInLine(this.spool, tag, LINE_READ_AHEAD);
+        // Only an optimisation: with very many keys in line, memory wins.
+        if (this.lineHeads.size >= LINE_CACHE_KEYS) this.lineHeads.clear();
+        this.lineHeads.set(tag, cached);
+      }
+      next = cached.oldest.shift();
+      // Gone since it was read (an operator deleted it): the next one.
+      if (!next || fs.existsSync(path.join(this.spool.lineDir(tag), next.name))) break;
+    }
     if (!next) {
+      this.lineHeads.delete(tag);
       try {
         fs.rmdirSync(this.spool.lineDir(tag));
       } catch {
@@ -535,7 +570,7 @@ export class QueueManager {
     }
     const due: Entry = { ...next.entry, time: Date.now() };
     writeHead(this.spool, tag, due.id, this.spool.deferredPath(due.time, formatEntry(due)));
-    moveToDeferred(this.spool, next.path, due);
+    moveToDeferred(this.spool, path.join(this.spool.lineDir(tag), next.name), due);
     this.observer?.moved('ordered', 'deferred');
     this.dueChanged();
   }
