@@ -43,6 +43,8 @@ export interface Config extends DeliveryPolicy {
   logFormat: 'auto' | 'json' | 'pretty';
   /** host:port serving Prometheus metrics on /metrics; empty: off. */
   metrics: string;
+  /** Let the status page requeue and delete bounced messages. */
+  statusActions: boolean;
   /** Share the spool with other daemons (leases) instead of locking it. */
   shared: boolean;
   /** In a shared spool: a daemon silent for this long is dead, and its claims are recovered. */
@@ -100,6 +102,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   logFormat: 'auto',
   metrics: '',
+  statusActions: false,
   shared: false,
   leaseTtl: 30_000,
   deadAfter: 10,
@@ -143,6 +146,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'blockPrivate', flag: 'block-private', env: 'SPOOLD_BLOCK_PRIVATE', kind: 'flag', min: 0, max: 0, help: 'refuse loopback, private and link-local addresses, checked after DNS resolution' },
   { key: 'logLevel', flag: 'log-level', env: 'SPOOLD_LOG_LEVEL', kind: 'choice', min: 0, max: 0, choices: ['debug', 'info', 'warn', 'error'], help: 'least severe log lines written' },
   { key: 'metrics', flag: 'metrics', env: 'SPOOLD_METRICS', kind: 'address', min: 0, max: 0, help: 'serve Prometheus metrics on host:port (e.g. 127.0.0.1:9464), path /metrics' },
+  { key: 'statusActions', flag: 'status-actions', env: 'SPOOLD_STATUS_ACTIONS', kind: 'flag', min: 0, max: 0, help: 'let the status page (on the --metrics address) requeue and delete bounced messages' },
   { key: 'shared', flag: 'shared', env: 'SPOOLD_SHARED', kind: 'flag', min: 0, max: 0, help: 'share the spool with other daemons started with --shared, on this host or others (leases instead of the lock)' },
   { key: 'leaseTtl', flag: 'lease-ttl', env: 'SPOOLD_LEASE_TTL', kind: 'duration', min: 300, max: 3_600_000, help: 'with --shared: a daemon that has not renewed its lease for this long is dead; its claims are delivered by the others' },
   { key: 'deadAfter', flag: 'dead-after', env: 'SPOOLD_DEAD_AFTER', kind: 'count', min: 0, max: 1_000_000, help: 'consecutive transient failures that make a destination dead: its messages wait, attempts unspent (0: never)' },

@@ -71,7 +71,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
     // Loaded only when asked for: prom-client is not needed otherwise.
     const { startMetrics } = await import('./metrics.js');
     try {
-      metrics = await startMetrics(config.metrics, spool, manager, log);
+      metrics = await startMetrics(config.metrics, spool, manager, log, config.statusActions);
     } catch (err) {
       lock?.release();
       leases?.release();

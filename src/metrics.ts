@@ -17,6 +17,7 @@ import { QUEUES, type Queue, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName } from './names.js';
 import type { DeliveryObserver, QueueManager } from './queue-manager.js';
+import { StatusPage } from './status-page.js';
 
 const RECOUNT_MIN_MS = 10_000;
 
@@ -79,7 +80,44 @@ export interface Metrics {
   address: string;
 }
 
-export async function startMetrics(bind: string, spool: Spool, manager: QueueManager, log: Logger): Promise<Metrics> {
+/** What the status page shows of the last hour, kept in memory: 60 minutes, and destinations seen then (at most MAX_DESTINATIONS). */
+class RecentActivity {
+  private readonly perMinute = new Map<number, [number, number, number]>();
+  private readonly perDestination = new Map<string, { attempts: number; failures: number; totalMs: number; last: number }>();
+
+  record(outcome: 'delivered' | 'deferred' | 'bounced', host: string, ms: number | undefined, now = Date.now()): void {
+    const minute = Math.floor(now / 60_000) * 60_000;
+    const m = this.perMinute.get(minute) ?? [0, 0, 0];
+    m[outcome === 'delivered' ? 0 : outcome === 'deferred' ? 1 : 2]++;
+    this.perMinute.set(minute, m);
+    if (this.perMinute.size > 61) for (const k of this.perMinute.keys()) if (k < minute - 3_600_000) this.perMinute.delete(k);
+    if (ms === undefined) return;
+    const d = this.perDestination.get(host) ?? { attempts: 0, failures: 0, totalMs: 0, last: now };
+    d.attempts++;
+    if (outcome !== 'delivered') d.failures++;
+    d.totalMs += ms;
+    d.last = now;
+    this.perDestination.set(host, d);
+    if (this.perDestination.size > MAX_DESTINATIONS) for (const [k, v] of this.perDestination) if (v.last < now - 3_600_000 || this.perDestination.size > MAX_DESTINATIONS) this.perDestination.delete(k);
+  }
+
+  minutes(now = Date.now()): [number, number, number, number][] {
+    const current = Math.floor(now / 60_000) * 60_000;
+    return Array.from({ length: 60 }, (_, i) => {
+      const minute = current - (59 - i) * 60_000;
+      const m = this.perMinute.get(minute) ?? [0, 0, 0];
+      return [minute, m[0], m[1], m[2]];
+    });
+  }
+
+  destinations(now = Date.now()): { host: string; attempts: number; failures: number; meanMs: number }[] {
+    return [...this.perDestination].filter(([, d]) => d.last >= now - 3_600_000).map(([host, d]) => ({ host, attempts: d.attempts, failures: d.failures, meanMs: d.totalMs / Math.max(1, d.attempts) }));
+  }
+}
+
+const MAX_DESTINATIONS = 1000;
+
+export async function startMetrics(bind: string, spool: Spool, manager: QueueManager, log: Logger, statusActions = false): Promise<Metrics> {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'spoold_' });
   const messages = new client.Counter({ name: 'spoold_messages_total', help: 'Attempt outcomes: delivered (2xx), deferred (to be retried), bounced (given up)', labelNames: ['outcome', 'destination'], registers: [registry] });
@@ -87,6 +125,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   const latencySeconds = new client.Histogram({ name: 'spoold_delivery_latency_seconds', help: 'From the message file being written to its 2xx, retries included', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21_600, 86_400], registers: [registry] });
   const attempts = new client.Histogram({ name: 'spoold_attempts', help: 'Attempts a delivered message took', buckets: [1, 2, 3, 4, 5, 8, 12, 20, 50, 100], registers: [registry] });
 
+  const recent = new RecentActivity();
   const snapshot = new Map<Queue, number>();
   const delta = new Map<Queue, number>();
   const add = (q: Queue, n: number) => delta.set(q, (delta.get(q) ?? 0) + n);
@@ -145,6 +184,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     outcome(outcome, destination, detail) {
       const host = hostOf(destination);
       messages.inc({ outcome, destination: host });
+      recent.record(outcome, host, detail.ms);
       if (detail.ms !== undefined) requestSeconds.observe({ destination: host }, detail.ms / 1000);
       if (outcome === 'delivered') {
         if (detail.writtenAt !== undefined) latencySeconds.observe(Math.max(0, Date.now() - detail.writtenAt) / 1000);
@@ -160,7 +200,9 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   timer.unref();
 
   const [host, port] = splitAddress(bind);
+  let statusPage: StatusPage | null = null;
   const server = http.createServer((req, res) => {
+    if (statusPage?.handle(req, res)) return;
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') return res.writeHead(404).end('not found\n');
     registry.metrics().then(
       (text: string) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
@@ -173,7 +215,9 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   });
   const a = server.address() as AddressInfo;
   const address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-  log.info({ event: 'metrics-listening', address }, `metrics on http://${address}/metrics`);
+  const queueSizes = () => Object.fromEntries(QUEUES.map((q) => [q, Math.max(0, (snapshot.get(q) ?? 0) + (delta.get(q) ?? 0))]));
+  statusPage = new StatusPage(spool, manager, { minutes: () => recent.minutes(), destinations: () => recent.destinations(), queueSizes }, statusActions, log, address);
+  log.info({ event: 'metrics-listening', address, statusActions }, `metrics on http://${address}/metrics, status page on http://${address}/`);
   return {
     registry,
     observer,

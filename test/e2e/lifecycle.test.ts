@@ -64,6 +64,11 @@ describe('lifecycle', () => {
     try {
       await waitFor('all delivered', () => ids.every((id) => daemon.events('delivered', id).length === 1), 15_000);
       assert.equal(daemon.events('recovered').length, inActive.length);
+      // The one-line summary of what it found at start.
+      const started = daemon.events('started')[0]!;
+      assert.equal(started.recovered, inActive.length);
+      assert.deepEqual(Object.keys(started.queues as object).sort(), ['bounced', 'deferred', 'hold', 'incoming']);
+      assert.equal((started.queues as { deferred: number }).deferred + (started.queues as { incoming: number }).incoming, ids.length, 'the recovered ones are deferred, the rest still incoming');
       for (const id of ids) assert.ok(sink.byId(id).some((r) => JSON.parse(r.body).id === id));
       const repeats = ids.filter((id) => sink.byId(id).length > 1);
       assert.deepEqual(repeats.sort(), [...inFlight].sort(), 'only the requests in flight at the kill were sent twice');

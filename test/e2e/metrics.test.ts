@@ -41,6 +41,16 @@ describe('metrics', () => {
     drop(spool, 'gone', { url: `${sink.url}/gone` });
     await waitFor('settled', () => daemon.events('delivered').length === 6 && daemon.events('bounced').length === 1, 10_000);
 
+    // One structured line per event, with what an operator looks for.
+    const received = daemon.events('received', 'ok-0')[0]!;
+    assert.equal(received.destination, new URL(sink.url).origin);
+    assert.equal(received.queue, 'active');
+    const deferred = daemon.events('deferred', 'flaky')[0]!;
+    assert.equal(deferred.status, 503);
+    assert.equal(deferred.attempt, 1);
+    assert.equal(typeof deferred.ms, 'number');
+    assert.equal(daemon.events('delivered', 'flaky')[0]!.attempt, 3);
+
     drop(spool, 'slow', { url: `${sink.url}/slow` });
     await waitFor('in flight', () => sink.received.some((r) => r.url === '/slow'));
     let m = await scrape(address);
