@@ -20,16 +20,22 @@ export interface Located {
   entry: Entry | null;
 }
 
-/** Told of every message a walk reads (spoolctl's progress line on a terminal). */
-let onWalk: ((queue: Queue) => void) | null = null;
-export function reportWalks(report: ((queue: Queue) => void) | null): void {
+/**
+ * Told of every message a walk reads (spoolctl's progress on a terminal),
+ * with the share of the queue walked when it is known: deferred/ is read
+ * bucket by bucket, and the number of buckets is known from the start.
+ */
+let onWalk: ((queue: Queue, fraction: number | null) => void) | null = null;
+let walkedShare: number | null = null;
+export function reportWalks(report: ((queue: Queue, fraction: number | null) => void) | null): void {
   onWalk = report;
 }
 
 /** The messages of one queue, from names alone (deferred/ in bucket order). */
 export function* walkQueue(spool: Spool, queue: Queue): Generator<Located> {
+  walkedShare = null;
   for (const m of walkNames(spool, queue)) {
-    onWalk?.(queue);
+    onWalk?.(queue, walkedShare);
     yield m;
   }
 }
@@ -50,7 +56,9 @@ function* walkNames(spool: Spool, queue: Queue): Generator<Located> {
       const entry = d.isFile() ? parseEntry(d.name) : null;
       if (entry) yield { id: entry.id, queue, name: d.name, path: spool.path('deferred', d.name), entry };
     }
-    for (const start of buckets.sort((a, b) => a - b)) {
+    buckets.sort((a, b) => a - b);
+    for (const [i, start] of buckets.entries()) {
+      walkedShare = i / buckets.length;
       const dir = spool.bucketDir(start);
       for (const d of streamDir(dir)) {
         const entry = parseEntry(d.name);

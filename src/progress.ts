@@ -1,12 +1,21 @@
 /**
- * Progress where a person waits: a one-line counter on standard error while a
+ * Progress where a person waits: a one-line bar on standard error while a
  * spoolctl command walks a large queue. Only on a terminal (never in a pipe
- * or a log), redrawn at most ten times a second, erased when done.
+ * or a log), redrawn at most ten times a second, erased when done. Where the
+ * share walked is known (deferred/, by time bucket) it draws a bar; always,
+ * the messages read so far and the rate.
  */
 export interface Progress {
-  /** One more message read in `queue`. */
-  tick(queue: string): void;
+  /** One more message read in `queue`; `fraction`: the share of it walked, when known. */
+  tick(queue: string, fraction?: number | null): void;
   done(): void;
+}
+
+const BAR = 24;
+
+function bar(fraction: number): string {
+  const full = Math.round(Math.min(1, Math.max(0, fraction)) * BAR);
+  return `[${'#'.repeat(full)}${'.'.repeat(BAR - full)}] ${String(Math.floor(fraction * 100)).padStart(3)}% `;
 }
 
 const REDRAW_MS = 100;
@@ -18,7 +27,7 @@ export function progress(label: string, stream: NodeJS.WriteStream = process.std
   let shown = false;
   const started = Date.now();
   return {
-    tick(queue) {
+    tick(queue, fraction = null) {
       count++;
       const now = Date.now();
       // Quick commands print nothing: the line appears only after a moment.
@@ -26,7 +35,7 @@ export function progress(label: string, stream: NodeJS.WriteStream = process.std
       drawn = now;
       shown = true;
       const rate = Math.round((count * 1000) / Math.max(1, now - started));
-      stream.write(`\r\x1b[K${label}: ${count.toLocaleString('en')} messages read (${queue}/), ${rate.toLocaleString('en')}/s`);
+      stream.write(`\r\x1b[K${label}: ${queue}/ ${fraction === null ? '' : bar(fraction)}${count.toLocaleString('en')} messages read, ${rate.toLocaleString('en')}/s`);
     },
     done() {
       if (shown) stream.write('\r\x1b[K');

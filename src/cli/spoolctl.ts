@@ -360,7 +360,7 @@ async function main(): Promise<void> {
   program.hook('preAction', (_program, command) => {
     if (command.name() === 'list' || command.name() === 'enqueue') return;
     const shown = (walking = progress(`spoolctl ${command.name()}`));
-    reportWalks((queue) => shown.tick(queue));
+    reportWalks((queue, fraction) => shown.tick(queue, fraction));
   });
   const finished = () => {
     walking?.done();
