@@ -37,6 +37,8 @@ const WATCH_RESUME_AFTER_MS = 1000;
 const HOST_TROUBLE_DELAY_MS = 1000;
 /** How often stale ordering-key records are looked for. */
 const LINE_SWEEP_MS = 30_000;
+/** Longest a key's next waits for incoming/ to be read to the end (see electSoon). */
+const ELECTION_WAIT_MS = 5_000;
 /** How many of a line's oldest are read at once when electing. */
 const LINE_READ_AHEAD = 256;
 const LINE_CACHE_KEYS = 1000;
@@ -86,6 +88,8 @@ export class QueueManager {
   private readonly senders = new Set<Sender>();
 
   private incomingDirty = true;
+  /** The last scan of incoming/ read it to the end (nothing left unclaimed behind its limit). */
+  private incomingExhausted = false;
   /** File events are paused: incoming/ held more than one fill could claim, and has not been quiet for long. */
   private incomingBacklog = false;
   private quietSince: number | null = null;
@@ -303,6 +307,7 @@ export class QueueManager {
         }
       }
       this.incomingDirty = !exhausted || this.incomingBacklog;
+      this.incomingExhausted = exhausted;
     });
     return claimedCount;
   }
@@ -509,22 +514,36 @@ export class QueueManager {
     this.headKeys.delete(id);
     this.guard('ordering', () => {
       clearHead(this.spool, tag, id);
-      this.electNext(tag);
+      this.electSoon(tag);
     });
   }
 
   private readonly elections = new Set<string>();
+  private electionsSince = 0;
 
-  /** Once the claims in hand are in their lines: a burst is elected from oldest, not from first found. */
+  /**
+   * Elects a key's next once every message waiting in incoming/ has been
+   * claimed and put in line: a backlog (after a restart, say) is read in
+   * directory order, and a key's oldest message may be among the last read.
+   * Under a backlog that never clears, it waits at most ELECTION_WAIT_MS.
+   */
   private electSoon(tag: string): void {
     if (this.elections.size === 0) {
-      setImmediate(() => {
-        const tags = [...this.elections];
-        this.elections.clear();
-        for (const t of tags) this.guard('ordering', () => this.electNext(t));
-      });
+      this.electionsSince = Date.now();
+      setImmediate(() => this.holdElections());
     }
     this.elections.add(tag);
+  }
+
+  private holdElections(): void {
+    if (this.stopping) return;
+    if (!this.incomingExhausted && Date.now() - this.electionsSince < ELECTION_WAIT_MS) {
+      setTimeout(() => this.holdElections(), BUSY_RESCAN_MS).unref();
+      return;
+    }
+    const tags = [...this.elections];
+    this.elections.clear();
+    for (const t of tags) this.guard('ordering', () => this.electNext(t));
   }
 
   /**

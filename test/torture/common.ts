@@ -72,7 +72,7 @@ export function quickDrop(spool: string, id: string, message: unknown): void {
 export function snapshot(spool: string): Map<string, string[]> {
   const where = new Map<string, string[]>();
   const add = (id: string, q: string) => where.set(id, [...(where.get(id) ?? []), q]);
-  for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced']) {
+  for (const q of ['incoming', 'active', 'deferred', 'ordered', 'hold', 'bounced']) {
     const dir = path.join(spool, q);
     if (!fs.existsSync(dir)) continue;
     for (const d of fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[]) {

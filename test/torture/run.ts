@@ -12,6 +12,7 @@ import { crashLoop } from './crash-loop.js';
 import { endpointFaults } from './faults.js';
 import { hostileInput } from './hostile.js';
 import { osLimits } from './limits.js';
+import { orderingUnderKills } from './ordering.js';
 import { operatorRaces } from './races.js';
 
 const smoke = process.argv.includes('--smoke');
@@ -23,6 +24,7 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['hostile', () => hostileInput({ valid: smoke ? 200 : 2000 })],
   ['limits', () => osLimits({ fdMessages: smoke ? 300 : 3000 })],
   ['races', () => operatorRaces(smoke ? { messages: 300, seconds: 5 } : { messages: 3000, seconds: 30 })],
+  ['ordering', () => orderingUnderKills(smoke ? { keys: 20, perKey: 15, kills: 4, failShare: 0.3 } : { keys: 40, perKey: 60, kills: 15, failShare: 0.3 })],
 ];
 
 const results: Outcome[] = [];
