@@ -196,13 +196,25 @@ export function drop(spool: string, id: string, message: unknown): void {
 
 /** Every file under a queue folder (deferred/ buckets included), by name. */
 export function filesIn(spool: string, queue: string): string[] {
-  const dir = path.join(spool, queue);
-  if (!fs.existsSync(dir)) return [];
-  return (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[])
-    // A directory named like a message (x.json) is a message too: it was bounced whole.
-    .filter((d) => (!d.isDirectory() || d.name.endsWith('.json')) && !d.name.startsWith('.'))
-    .map((d) => d.name)
-    .sort();
+  const names: string[] = [];
+  // The daemon may remove a folder while we read it (an empty bucket, a finished ordering line).
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const d of entries) {
+      if (d.name.startsWith('.')) continue;
+      // A directory named like a message (x.json) is a message too: it was bounced whole.
+      if (!d.isDirectory() || d.name.endsWith('.json')) names.push(d.name);
+      if (d.isDirectory()) walk(path.join(dir, d.name));
+    }
+  };
+  walk(path.join(spool, queue));
+  return names.sort();
 }
 
 /** Ids of the messages in a queue (the name's last field). */

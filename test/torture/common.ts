@@ -74,8 +74,16 @@ export function snapshot(spool: string): Map<string, string[]> {
   const add = (id: string, q: string) => where.set(id, [...(where.get(id) ?? []), q]);
   for (const q of ['incoming', 'active', 'deferred', 'ordered', 'hold', 'bounced']) {
     const dir = path.join(spool, q);
-    if (!fs.existsSync(dir)) continue;
-    for (const d of fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[]) {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[];
+    } catch (err) {
+      // The daemon removed a folder (an empty bucket, a finished ordering line) as we read: look again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!fs.existsSync(dir)) continue;
+      return snapshot(spool);
+    }
+    for (const d of entries) {
       if (!d.name.endsWith('.json') || d.name.startsWith('.')) continue;
       add(q === 'incoming' ? d.name.slice(0, -5) : d.name.replace(/^(?:[^_]*_){5}/, '').slice(0, -5), q);
     }
