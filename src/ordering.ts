@@ -28,7 +28,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { streamDir, type Spool } from './layout.js';
-import { formatLineName, parseLineName, type Entry } from './names.js';
+import { formatEntry, formatLineName, keyTag, parseLineName, type Entry } from './names.js';
+import { moveToDeferred } from './settle.js';
 
 interface HeadRecord {
   id: string;
@@ -123,5 +124,172 @@ export function repointHeads(spool: Spool, moved: ReadonlyMap<string, string>): 
     const head = readHead(spool, tag);
     const now = head && moved.get(head.id);
     if (now) writeHead(spool, tag, head.id, now);
+  }
+}
+
+/** What the key lines need of the queue manager. */
+export interface LineHost {
+  readonly spool: Spool;
+  /** This daemon holds the message (claimed, in memory). */
+  isHeld(id: string): boolean;
+  /** The last scan of incoming/ read it to the end. */
+  incomingRead(): boolean;
+  stopping(): boolean;
+  /** Runs a step that may fail for the host's reasons (logged; the sweep retries). */
+  guard(what: string, step: () => void): void;
+  /** A key's next was made due in deferred/. */
+  madeDue(): void;
+}
+
+/** How often stale records are looked for. */
+const SWEEP_MS = 30_000;
+/** Longest a key's next waits for incoming/ to be read to the end. */
+const ELECTION_WAIT_MS = 5_000;
+const ELECTION_POLL_MS = 50;
+/** How many of a line's oldest are read in one pass when electing. */
+const READ_AHEAD = 256;
+/** Lines whose oldest are kept in memory at once: only an optimisation, so memory wins. */
+const CACHED_LINES = 1000;
+
+/** The queue manager's side of ordering: which key each held head belongs to, and elections. */
+export class KeyLines {
+  /** Keys whose head this daemon holds, by message id. */
+  private readonly heads = new Map<string, string>();
+  private readonly elections = new Set<string>();
+  private electionsSince = 0;
+  /**
+   * The oldest few of each long line, read in one pass, so that electing the
+   * next of a key with thousands waiting does not read the whole line each
+   * time. Newcomers older than the last of them join them.
+   */
+  private readonly oldest = new Map<string, { oldest: InLine[]; complete: boolean }>();
+  private lastSweep = Date.now();
+
+  constructor(private readonly host: LineHost) {}
+
+  /**
+   * A claimed keyed message: 'head' if it is its key's head (it goes on);
+   * otherwise it is moved into its key's line through `moveToLine` (the
+   * caller's move, which retries a failing rename), its attempt unspent.
+   */
+  admit(claimed: { entry: Entry; path: string }, key: string, writtenAt: number, moveToLine: (step: () => void) => void): 'head' | 'line' {
+    const { spool } = this.host;
+    const { entry } = claimed;
+    const tag = keyTag(key);
+    const head = readHead(spool, tag);
+    if (head?.id === entry.id) {
+      // The record still says where it was in deferred/: this daemon holds it
+      // now, and start-up recovery repoints the record if it dies holding it.
+      this.heads.set(entry.id, tag);
+      return 'head';
+    }
+    const stale = head !== null && !this.host.isHeld(head.id) && !headIsAt(spool, head);
+    const waiting: Entry = { ...entry, attempts: entry.attempts - 1 };
+    moveToLine(() => this.noteInLine(tag, enterLine(spool, tag, claimed.path, waiting, writtenAt)));
+    if (head === null || stale) this.electSoon(tag);
+    return 'line';
+  }
+
+  /** A head moves to deferred/ (a retry, a put-back): its record follows it, first. */
+  follow(id: string, deferredPath: string): void {
+    const tag = this.heads.get(id);
+    if (!tag) return;
+    this.heads.delete(id);
+    this.host.guard('ordering', () => writeHead(this.host.spool, tag, id, deferredPath));
+  }
+
+  /** A head was delivered or bounced: the next in line goes. */
+  done(id: string): void {
+    const tag = this.heads.get(id);
+    if (!tag) return;
+    this.heads.delete(id);
+    this.host.guard('ordering', () => {
+      clearHead(this.host.spool, tag, id);
+      this.electSoon(tag);
+    });
+  }
+
+  /**
+   * Keys whose record is stale (the head was deleted or held by an operator,
+   * or a crash came between a record and its move) get their next elected.
+   * O(keys with a line), at most every SWEEP_MS.
+   */
+  sweep(): void {
+    if (Date.now() - this.lastSweep < SWEEP_MS) return;
+    this.lastSweep = Date.now();
+    const { spool } = this.host;
+    this.host.guard('ordering sweep', () => {
+      for (const tag of lineTags(spool)) {
+        const head = readHead(spool, tag);
+        if (head && (this.host.isHeld(head.id) || headIsAt(spool, head))) continue;
+        if (head) clearHead(spool, tag, head.id);
+        this.electNext(tag);
+      }
+    });
+  }
+
+  /**
+   * Elects a key's next once every message waiting in incoming/ has been
+   * claimed and put in line: a backlog (after a restart, say) is read in
+   * directory order, and a key's oldest message may be among the last read.
+   * Under a backlog that never clears, it waits at most ELECTION_WAIT_MS.
+   */
+  private electSoon(tag: string): void {
+    if (this.elections.size === 0) {
+      this.electionsSince = Date.now();
+      setImmediate(() => this.holdElections());
+    }
+    this.elections.add(tag);
+  }
+
+  private holdElections(): void {
+    if (this.host.stopping()) return;
+    if (!this.host.incomingRead() && Date.now() - this.electionsSince < ELECTION_WAIT_MS) {
+      setTimeout(() => this.holdElections(), ELECTION_POLL_MS).unref();
+      return;
+    }
+    const tags = [...this.elections];
+    this.elections.clear();
+    for (const t of tags) this.host.guard('ordering', () => this.electNext(t));
+  }
+
+  private noteInLine(tag: string, item: InLine): void {
+    const cached = this.oldest.get(tag);
+    if (!cached) return;
+    const last = cached.oldest.at(-1);
+    if (!cached.complete && last && !before(item, last)) return;
+    let i = cached.oldest.length;
+    while (i > 0 && before(item, cached.oldest[i - 1]!)) i--;
+    cached.oldest.splice(i, 0, item);
+  }
+
+  /** The oldest in the key's line becomes its head: recorded, then made due now. */
+  private electNext(tag: string): void {
+    const { spool } = this.host;
+    let next: InLine | undefined;
+    for (;;) {
+      let cached = this.oldest.get(tag);
+      if (!cached || cached.oldest.length === 0) {
+        cached = oldestInLine(spool, tag, READ_AHEAD);
+        if (this.oldest.size >= CACHED_LINES) this.oldest.clear();
+        this.oldest.set(tag, cached);
+      }
+      next = cached.oldest.shift();
+      // Gone since it was read (an operator deleted it): the next one.
+      if (!next || fs.existsSync(path.join(spool.lineDir(tag), next.name))) break;
+    }
+    if (!next) {
+      this.oldest.delete(tag);
+      try {
+        fs.rmdirSync(spool.lineDir(tag));
+      } catch {
+        /* a head record or a newcomer is there: not empty after all */
+      }
+      return;
+    }
+    const due: Entry = { ...next.entry, time: Date.now() };
+    writeHead(spool, tag, due.id, spool.deferredPath(due.time, formatEntry(due)));
+    moveToDeferred(spool, path.join(spool.lineDir(tag), next.name), due);
+    this.host.madeDue();
   }
 }

@@ -22,10 +22,8 @@ import { scanDue } from './due.js';
 import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import type { Message } from './message.js';
-import fs from 'node:fs';
-import path from 'node:path';
-import { describeErrorToken, destinationTag, formatEntry, keyTag, parseIncomingName, type Entry } from './names.js';
-import { before, clearHead, enterLine, headIsAt, lineTags, oldestInLine, readHead, writeHead, type InLine } from './ordering.js';
+import { describeErrorToken, destinationTag, formatEntry, parseIncomingName, type Entry } from './names.js';
+import { KeyLines } from './ordering.js';
 import { readMessage, SETTLE_MS } from './read.js';
 import type { Sender } from './send.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
@@ -35,13 +33,6 @@ const BUSY_RESCAN_MS = 50;
 const WATCH_RESUME_AFTER_MS = 1000;
 /** How long a message waits after the host failed us (EMFILE, EIO, a failed move). */
 const HOST_TROUBLE_DELAY_MS = 1000;
-/** How often stale ordering-key records are looked for. */
-const LINE_SWEEP_MS = 30_000;
-/** Longest a key's next waits for incoming/ to be read to the end (see electSoon). */
-const ELECTION_WAIT_MS = 5_000;
-/** How many of a line's oldest are read at once when electing. */
-const LINE_READ_AHEAD = 256;
-const LINE_CACHE_KEYS = 1000;
 const HOST_SIDE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADDRNOTAVAIL', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
 const CLOCK_STEP_MS = 2000;
@@ -111,10 +102,22 @@ export class QueueManager {
     private readonly log: Logger,
     /** This daemon's owner id in a shared spool, written into its claims' names; null alone. */
     private readonly owner: string | null = null,
-  ) {}
+  ) {
+    this.lines = new KeyLines({
+      spool,
+      isHeld: (id) => this.heldIds.has(id),
+      incomingRead: () => this.incomingExhausted,
+      stopping: () => this.stopping,
+      guard: (what, step) => this.guard(what, step),
+      madeDue: () => {
+        this.observer?.moved('ordered', 'deferred');
+        this.dueChanged();
+      },
+    });
+  }
 
-  /** Ordering keys whose head this daemon holds, by message id (see ordering.ts). */
-  private readonly headKeys = new Map<string, string>();
+  /** Ordering keys: their lines, and which of their messages this daemon holds (see ordering.ts). */
+  private readonly lines: KeyLines;
   /** Metrics, when they are on. */
   observer: DeliveryObserver | null = null;
 
@@ -369,7 +372,7 @@ export class QueueManager {
     }
     this.dueDirty = true;
     if (this.incomingBacklog || now - this.lastIncomingScan >= this.config.scanInterval) this.incomingDirty = true;
-    this.sweepLines();
+    this.lines.sweep();
     this.fill();
   }
 
@@ -464,154 +467,15 @@ export class QueueManager {
   }
 
   /**
-   * A keyed message: goes on if it is its key's head (or may become it: no
-   * head, nobody in line); otherwise into its key's line, its attempt unspent.
-   * See ordering.ts.
+   * A keyed message: goes on if it is its key's head; otherwise into its
+   * key's line, its attempt unspent (see ordering.ts).
    */
   private admitOrdered(claimed: Claimed, key: string, writtenAt: number): boolean {
     const { entry } = claimed;
-    const tag = keyTag(key);
-    let outcome: 'head' | 'line' | null = null;
-    this.guard('ordering', () => {
-      const head = readHead(this.spool, tag);
-      const stale = head !== null && head.id !== entry.id && !this.heldIds.has(head.id) && !headIsAt(this.spool, head);
-      if (head?.id === entry.id) {
-        // The record still says where it was in deferred/: this daemon holds it now
-        // (heldIds), and start-up recovery repoints the record if it dies holding it.
-        this.headKeys.set(entry.id, tag);
-        outcome = 'head';
-        return;
-      }
-      const waiting: Entry = { ...entry, attempts: entry.attempts - 1 };
-      this.move(entry.id, 'ordered', () => this.noteInLine(tag, enterLine(this.spool, tag, claimed.path, waiting, writtenAt)));
-      outcome = 'line';
-      this.log.debug({ event: 'ordered', id: entry.id, queue: 'ordered', head: head?.id }, 'waiting behind an older message of its key');
-      if (head === null || stale) this.electSoon(tag);
-    });
-    if (outcome === 'head') return true;
-    if (outcome === null) {
-      // The key's record could not be read or written (the host's trouble): try again shortly, no attempt spent.
-      const later: Entry = { ...entry, time: Date.now() + HOST_TROUBLE_DELAY_MS, attempts: entry.attempts - 1 };
-      this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, later));
-      this.wakeAt(later.time);
-    }
+    if (this.lines.admit(claimed, key, writtenAt, (step) => this.move(entry.id, 'ordered', step)) === 'head') return true;
+    this.log.debug({ event: 'ordered', id: entry.id, queue: 'ordered' }, 'waiting behind an older message of its key');
     this.release(entry.id);
     return false;
-  }
-
-  /** The head of a key moves to deferred/: its record follows it, first. */
-  private followHead(id: string, deferred: Entry): void {
-    const tag = this.headKeys.get(id);
-    if (!tag) return;
-    this.headKeys.delete(id);
-    this.guard('ordering', () => writeHead(this.spool, tag, id, this.spool.deferredPath(deferred.time, formatEntry(deferred))));
-  }
-
-  /** The head of a key was delivered or bounced: the next in line goes. */
-  private headDone(id: string): void {
-    const tag = this.headKeys.get(id);
-    if (!tag) return;
-    this.headKeys.delete(id);
-    this.guard('ordering', () => {
-      clearHead(this.spool, tag, id);
-      this.electSoon(tag);
-    });
-  }
-
-  private readonly elections = new Set<string>();
-  private electionsSince = 0;
-
-  /**
-   * Elects a key's next once every message waiting in incoming/ has been
-   * claimed and put in line: a backlog (after a restart, say) is read in
-   * directory order, and a key's oldest message may be among the last read.
-   * Under a backlog that never clears, it waits at most ELECTION_WAIT_MS.
-   */
-  private electSoon(tag: string): void {
-    if (this.elections.size === 0) {
-      this.electionsSince = Date.now();
-      setImmediate(() => this.holdElections());
-    }
-    this.elections.add(tag);
-  }
-
-  private holdElections(): void {
-    if (this.stopping) return;
-    if (!this.incomingExhausted && Date.now() - this.electionsSince < ELECTION_WAIT_MS) {
-      setTimeout(() => this.holdElections(), BUSY_RESCAN_MS).unref();
-      return;
-    }
-    const tags = [...this.elections];
-    this.elections.clear();
-    for (const t of tags) this.guard('ordering', () => this.electNext(t));
-  }
-
-  /**
-   * The oldest few of each long line, read in one pass, so that electing the
-   * next of a key with thousands waiting does not read the whole line each
-   * time. Newcomers older than the last of them join them.
-   */
-  private readonly lineHeads = new Map<string, { oldest: InLine[]; complete: boolean }>();
-
-  private noteInLine(tag: string, item: InLine): void {
-    const cached = this.lineHeads.get(tag);
-    if (!cached) return;
-    const last = cached.oldest.at(-1);
-    if (!cached.complete && last && !before(item, last)) return;
-    let i = cached.oldest.length;
-    while (i > 0 && before(item, cached.oldest[i - 1]!)) i--;
-    cached.oldest.splice(i, 0, item);
-  }
-
-  /** The oldest in the key's line becomes its head: recorded, then made due now. */
-  private electNext(tag: string): void {
-    let next: InLine | undefined;
-    for (;;) {
-      let cached = this.lineHeads.get(tag);
-      if (!cached || cached.oldest.length === 0) {
-        cached = oldestInLine(this.spool, tag, LINE_READ_AHEAD);
-        // Only an optimisation: with very many keys in line, memory wins.
-        if (this.lineHeads.size >= LINE_CACHE_KEYS) this.lineHeads.clear();
-        this.lineHeads.set(tag, cached);
-      }
-      next = cached.oldest.shift();
-      // Gone since it was read (an operator deleted it): the next one.
-      if (!next || fs.existsSync(path.join(this.spool.lineDir(tag), next.name))) break;
-    }
-    if (!next) {
-      this.lineHeads.delete(tag);
-      try {
-        fs.rmdirSync(this.spool.lineDir(tag));
-      } catch {
-        /* a head record or a newcomer is there: not empty after all */
-      }
-      return;
-    }
-    const due: Entry = { ...next.entry, time: Date.now() };
-    writeHead(this.spool, tag, due.id, this.spool.deferredPath(due.time, formatEntry(due)));
-    moveToDeferred(this.spool, path.join(this.spool.lineDir(tag), next.name), due);
-    this.observer?.moved('ordered', 'deferred');
-    this.dueChanged();
-  }
-
-  private lastLineSweep = Date.now();
-
-  /**
-   * Keys whose head record is stale (the head was deleted or held by an
-   * operator, or a crash came between a record and its move) get their next
-   * elected. O(keys with a line), every LINE_SWEEP_MS.
-   */
-  private sweepLines(): void {
-    if (Date.now() - this.lastLineSweep < LINE_SWEEP_MS) return;
-    this.lastLineSweep = Date.now();
-    this.guard('ordering sweep', () => {
-      for (const tag of lineTags(this.spool)) {
-        const head = readHead(this.spool, tag);
-        if (head && (this.heldIds.has(head.id) || headIsAt(this.spool, head))) continue;
-        if (head) clearHead(this.spool, tag, head.id);
-        this.electNext(tag);
-      }
-    });
   }
 
   private settingsFor(origin: string): DestinationSettings | null {
@@ -623,7 +487,7 @@ export class QueueManager {
   private putBack(job: Job, why: string, at = Date.now()): void {
     const { entry } = job.claimed;
     const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1 };
-    this.followHead(entry.id, back);
+    this.lines.follow(entry.id, this.spool.deferredPath(back.time, formatEntry(back)));
     this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, job.claimed.path, back));
     this.log.debug({ event: 'put-back', id: entry.id, queue: 'deferred', destination: job.destination.origin, why }, 'not sent; back to deferred');
     this.finish(job);
@@ -782,13 +646,13 @@ export class QueueManager {
       case 'delivered':
         // The only place a message file is removed: after a confirmed 2xx.
         this.move(entry.id, 'delivered', () => complete(claimed.path));
-        this.headDone(entry.id);
+        this.lines.done(entry.id);
         this.observer?.outcome('delivered', message.origin, { ms: result.elapsed, attempts: entry.attempts, writtenAt: job.writtenAt });
         this.log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
         return;
       case 'deferred': {
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
-        this.followHead(entry.id, next);
+        this.lines.follow(entry.id, this.spool.deferredPath(next.time, formatEntry(next)));
         this.move(entry.id, 'deferred', () => moveToDeferred(this.spool, claimed.path, next));
         this.observer?.outcome('deferred', message.origin, { ms: result.elapsed });
         this.wakeAt(decision.nextAttempt);
@@ -817,7 +681,7 @@ export class QueueManager {
     this.move(entry.id, 'bounced', () => moveToBounced(this.spool, claimed.path, bounced, record));
     this.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
     this.observer?.outcome('bounced', url ? new URL(url).origin : '-', ms === undefined ? {} : { ms });
-    this.headDone(entry.id);
+    this.lines.done(entry.id);
     this.onBounced(record);
   }
 
