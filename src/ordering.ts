@@ -9,9 +9,9 @@
  *
  *   a keyed message claimed that is not its key's head goes into the line
  *   (its attempt unspent), named by its write time so the line sorts itself;
- *   when the key has no head, the oldest in the line is elected once the
- *   claims in hand are all in line (so a burst found in incoming/ in
- *   directory order still goes out oldest first): the record is written,
+ *   when the key has no head, the oldest in the line is elected once
+ *   incoming/ has been read to the end (so a burst or a backlog, found in
+ *   directory order, still goes out oldest first): the record is written,
  *   then the message is made due now in deferred/;
  *   the head goes through the usual queues (and retries) like any message;
  *   the record follows it (written before each move), so that a head waiting
