@@ -43,26 +43,19 @@ function cpuMsOf(pid: number): number {
   }
 }
 
-/** CPU of a process tree (a broker forks helpers). */
-function treeCpuMs(pid: number): number {
-  let total = cpuMsOf(pid);
+/** A figure summed over a process tree (a broker forks helpers). */
+function overTree(pid: number, figure: (pid: number) => number): number {
+  let total = figure(pid);
   try {
-    for (const child of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += treeCpuMs(Number(child));
+    for (const child of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += overTree(Number(child), figure);
   } catch {
     /* gone */
   }
   return total;
 }
 
-function treeRss(pid: number): number {
-  let total = rssOf(pid);
-  try {
-    for (const child of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += treeRss(Number(child));
-  } catch {
-    /* gone */
-  }
-  return total;
-}
+const treeCpuMs = (pid: number) => overTree(pid, cpuMsOf);
+const treeRss = (pid: number) => overTree(pid, rssOf);
 
 function rssOf(pid: number): number {
   try {
