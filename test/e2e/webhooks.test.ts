@@ -37,7 +37,10 @@ function writeConfig(spool: string, config: unknown): string {
 describe('webhooks', () => {
   it('signs every attempt (Standard Webhooks), with each secret while rotating; a destination may have its own', async () => {
     let fail = true;
-    const sink = await startSink((_req, res) => res.writeHead(fail ? 503 : 200).end());
+    // Retry-After 2 puts the second attempt at least 2 s after the first, so
+    // their whole-second timestamps must differ (a 1 s back-off with ±25%
+    // jitter could land both in one second).
+    const sink = await startSink((_req, res) => (fail ? res.writeHead(503, { 'retry-after': '2' }) : res.writeHead(200)).end());
     const own = await startSink();
     const spool = tempSpool();
     const [oldSecret, newSecret, ownSecret] = [secret(), secret(), secret()];
@@ -63,7 +66,9 @@ describe('webhooks', () => {
       assert.ok(!verifies(secret(), r), 'and not with another');
       assert.ok(!String(r.headers['webhook-signature']).includes('forged'), "a producer's signature header is replaced");
     }
-    assert.ok(Number(attempts[1]!.headers['webhook-timestamp']) > Number(attempts[0]!.headers['webhook-timestamp']), 'the timestamp is set at each attempt');
+    const stamps = attempts.map((r) => Number(r.headers['webhook-timestamp']));
+    assert.ok(stamps[1]! - stamps[0]! >= 2, `the timestamp is set at each attempt: ${stamps.join(', ')}`);
+    for (const [i, r] of attempts.entries()) assert.ok(Math.abs(stamps[i]! - r.at / 1000) <= 1, 'seconds, at the attempt');
     const [ownReq] = own.byId('signed-own');
     assert.ok(verifies(ownSecret, ownReq!) && !verifies(oldSecret, ownReq!), "the destination's own secret, not the spool's");
 
