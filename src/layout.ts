@@ -48,6 +48,49 @@ export function* streamDir(dir: string): Generator<fs.Dirent> {
   }
 }
 
+/**
+ * One read of a directory spread over many calls: entries come from a single
+ * open directory stream until its end, so a large folder is read once per
+ * pass instead of from its start at every call (one getdents per 128 names).
+ * As with readdir(3), a name added during a pass may or may not be seen by
+ * it; a pass that starts after the name was added always sees it.
+ */
+export class DirectoryPass {
+  private handle: fs.Dir | null;
+  private pushedBack: fs.Dirent | null = null;
+
+  constructor(dir: string) {
+    try {
+      this.handle = fs.opendirSync(dir, { bufferSize: 128 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.handle = null;
+    }
+  }
+
+  /** The next entry, or null at the end (the pass is then closed). */
+  read(): fs.Dirent | null {
+    const kept = this.pushedBack;
+    if (kept) {
+      this.pushedBack = null;
+      return kept;
+    }
+    const d = this.handle?.readSync() ?? null;
+    if (d === null) this.close();
+    return d;
+  }
+
+  /** Gives an entry back, to be read first next time. */
+  unread(d: fs.Dirent): void {
+    this.pushedBack = d;
+  }
+
+  close(): void {
+    this.handle?.closeSync();
+    this.handle = null;
+  }
+}
+
 export class SpoolError extends Error {
   constructor(
     message: string,

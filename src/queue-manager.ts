@@ -19,7 +19,7 @@ import { classify, type AttemptResult, type Decision } from './classify.js';
 import type { Config, DeliveryPolicy, DestinationSettings } from './config.js';
 import { BLOCKED_CODE, matches, refusal } from './destinations.js';
 import { scanDue } from './due.js';
-import { streamDir, type Spool } from './layout.js';
+import { DirectoryPass, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import type { Message } from './message.js';
 import { describeErrorToken, destinationTag, formatEntry, parseIncomingName, type Entry } from './names.js';
@@ -88,6 +88,8 @@ export class QueueManager {
   private passedOverBusy = false;
   private nextDue: number | null = null;
   private lastIncomingScan = 0;
+  /** The read of incoming/ under way, carried from fill to fill (null: none). */
+  private incomingPass: DirectoryPass | null = null;
   private fillQueued = false;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
@@ -275,20 +277,31 @@ export class QueueManager {
     let claimedCount = 0;
     this.guard('incoming scan', () => {
       this.lastIncomingScan = Date.now();
-      let exhausted = true;
-      for (const d of streamDir(this.spool.dir('incoming'))) {
-        const id = parseIncomingName(d.name);
-        if (!id || this.heldIds.has(id)) continue;
-        if (claimedCount >= limit) {
-          exhausted = false;
-          break;
+      let exhausted = false;
+      // A pass over incoming/ carries on from fill to fill while a backlog
+      // lasts. Only a pass begun in this call and read to its end proves that
+      // nothing is left (one begun earlier may have missed names added since),
+      // so an old pass's end starts a new one at once.
+      for (let fresh = this.incomingPass === null; !exhausted; fresh = true) {
+        const pass = (this.incomingPass ??= new DirectoryPass(this.spool.dir('incoming')));
+        let d: ReturnType<DirectoryPass['read']>;
+        while ((d = pass.read()) !== null) {
+          const id = parseIncomingName(d.name);
+          if (!id || this.heldIds.has(id)) continue;
+          if (claimedCount >= limit) {
+            pass.unread(d);
+            break;
+          }
+          const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
+          if (claimed) {
+            this.observer?.moved('incoming', 'active');
+            claimedCount++;
+            this.run(claimed);
+          }
         }
-        const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
-        if (claimed) {
-          this.observer?.moved('incoming', 'active');
-          claimedCount++;
-          this.run(claimed);
-        }
+        if (d !== null) break;
+        this.incomingPass = null;
+        exhausted = fresh;
       }
       // Busy: stop the file events and scan instead (on every completion, and
       // every BUSY_RESCAN_MS). Resume them only after a quiet second, so that
@@ -724,6 +737,8 @@ export class QueueManager {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.incomingPass?.close();
+    this.incomingPass = null;
     for (const job of this.waiting.splice(0)) this.putBack(job, 'shutting down');
     if (this.inFlight.size > 0) {
       this.log.info({ event: 'draining', inFlight: this.inFlight.size, graceMs: grace }, 'waiting for requests in flight');
