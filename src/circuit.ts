@@ -12,6 +12,12 @@
  *
  * Only transient failures count (5xx, 408, 429, network errors, timeouts);
  * any other answer, a 4xx included, shows the destination is alive.
+ *
+ * The streak must also cover one full round of the destination's concurrency
+ * (Postfix's "failed cohort"): with 64 requests in flight, a destination
+ * failing 30% of them at random strings 10 failures together about once in
+ * 200,000 requests, a few minutes at full speed, and would be held back while
+ * it still delivers most messages; 64 in a row at 30% never happens.
  */
 export type CircuitState = 'ok' | 'dead' | 'probing';
 
@@ -20,6 +26,11 @@ export interface CircuitSettings {
   deadAfter: number;
   coolOff: number;
   maxCoolOff: number;
+}
+
+/** Failures in a row that make a destination dead: `deadAfter`, and at least one round of its `concurrency` (0 stays off). */
+export function deadThreshold(deadAfter: number, concurrency: number): number {
+  return deadAfter === 0 ? 0 : Math.max(deadAfter, concurrency);
 }
 
 /** What changed with a result, for the log. */

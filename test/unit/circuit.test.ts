@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Circuit, type CircuitChange } from '../../src/circuit.js';
+import { Circuit, deadThreshold, type CircuitChange } from '../../src/circuit.js';
 
 const settings = { deadAfter: 3, coolOff: 1000, maxCoolOff: 3000 };
 
@@ -54,5 +54,34 @@ describe('dead destinations (circuit)', () => {
     const c = new Circuit({ ...settings, deadAfter: 0 });
     for (let i = 0; i < 100; i++) assert.equal(c.ended(true, i), null);
     assert.equal(c.state, 'ok');
+  });
+
+  it('needs one full round of the destination\'s concurrency in a row (a failed cohort)', () => {
+    const table: [deadAfter: number, concurrency: number, threshold: number][] = [
+      [10, 1, 10],
+      [10, 16, 16],
+      [10, 64, 64],
+      [100, 16, 100],
+      [0, 64, 0],
+    ];
+    for (const [deadAfter, concurrency, threshold] of table) assert.equal(deadThreshold(deadAfter, concurrency), threshold, `${deadAfter}, ${concurrency}`);
+  });
+
+  it('does not die of a destination failing 30% at random at 64 in flight (it did at 10 in a row)', () => {
+    // A fixed pseudo-random sequence (mulberry32), 1,000,000 results at 30% failures.
+    let seed = 12345;
+    const random = () => {
+      let t = (seed = (seed + 0x6d2b79f5) | 0);
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    };
+    const results = Array.from({ length: 1_000_000 }, () => random() < 0.3);
+    const diesWith = (deadAfter: number) => {
+      const c = new Circuit({ ...settings, deadAfter });
+      return results.some((failed, i) => c.ended(failed, i) === 'died');
+    };
+    assert.equal(diesWith(10), true, 'ten in a row happens at this volume');
+    assert.equal(diesWith(deadThreshold(10, 64)), false);
   });
 });
