@@ -272,7 +272,7 @@ export class QueueManager {
         picked.set(e.destination, n + 1);
         return false;
       });
-      this.dueScanAfter = now + (performance.now() - scanStarted) * (DUE_SCAN_SPACING - 1);
+      this.dueScanAfter = now + (performance.now() - scanStarted) * DUE_SCAN_SPACING;
       this.dueDirty = scan.more;
       this.passedOverBusy = busy;
       this.nextDue = scan.nextDue;
