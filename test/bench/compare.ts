@@ -8,6 +8,7 @@
  * broker; the sink excluded: it runs in its own process).
  *
  *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--write-readme]
+ *   BENCH_PROFILE_DIR=dir …  also writes a V8 CPU profile of each spoold run into dir
  */
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -140,7 +141,9 @@ function freshSpool(base: string): string {
 }
 
 function startSpoold(spool: string, extra: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--concurrency', String(CONCURRENCY), '--per-destination', String(CONCURRENCY), '--log-level', 'warn', '--min-backoff', '1s', '--max-backoff', '2s', ...extra], {
+  // BENCH_PROFILE_DIR=dir: a V8 CPU profile of each daemon run, for finding where its time goes.
+  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const child = spawn(process.execPath, [...profile, SPOOLD, 'start', '--spool', spool, '--concurrency', String(CONCURRENCY), '--per-destination', String(CONCURRENCY), '--log-level', 'warn', '--min-backoff', '1s', '--max-backoff', '2s', ...extra], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return child;
