@@ -187,9 +187,12 @@ export function flush(spool: Spool, ids?: readonly string[], now: number = Date.
     if (moveIfPresent(m.path, path.join(dir, formatEntry(due)))) r.done.push(m.id);
     else r.refused.push({ id: m.id, reason: 'claimed by the daemon meanwhile' });
   }
-  if (wanted) for (const id of wanted) if (!seen.has(id)) r.missing.push(id);
+  if (wanted) for (const id of wanted) if (!seen.has(id)) noteAbsent(spool, id, r, ['ordered'], WAITS_IN_LINE);
   return r;
 }
+
+/** Why a message in an ordering line is not flushed or requeued: it is not late, it waits its turn. */
+const WAITS_IN_LINE = 'waits in ordered/ behind an older message of its orderingKey (it goes when that one is delivered or bounced; hold sets it aside)';
 
 /** Removes a bounced message's reason record once the message has left. */
 function dropSideRecord(spool: Spool, m: Located): void {
@@ -208,10 +211,7 @@ export function requeue(spool: Spool, ids: readonly string[] | 'all', queues: re
   } else {
     for (const id of ids) {
       const found = locate(spool, id, queues);
-      if (found.length === 0) {
-        if (locate(spool, id, ['active']).length > 0) r.refused.push({ id, reason: 'being delivered right now (active/)' });
-        else r.missing.push(id);
-      }
+      if (found.length === 0) noteAbsent(spool, id, r, ['ordered'], WAITS_IN_LINE);
       targets.push(...found);
     }
   }
@@ -233,12 +233,14 @@ export function requeue(spool: Spool, ids: readonly string[] | 'all', queues: re
 
 /**
  * Sets messages aside in hold/, where the daemon never looks (postsuper -h).
- * From incoming/ or deferred/; a held message keeps its attempts.
+ * From incoming/, deferred/ or an ordering line; a held message keeps its
+ * attempts. Taken out of its line, a message leaves its key's order: released,
+ * it joins the line again by its write time, behind whatever is out by then.
  */
 export function hold(spool: Spool, ids: readonly string[], now: number = Date.now()): ActionResult {
   const r = result();
   for (const id of ids) {
-    const found = locate(spool, id, ['incoming', 'deferred']);
+    const found = locate(spool, id, ['incoming', 'deferred', 'ordered']);
     if (found.length === 0) {
       noteAbsent(spool, id, r, ['hold'], 'already held');
       continue;

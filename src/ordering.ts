@@ -9,10 +9,11 @@
  *
  *   a keyed message claimed that is not its key's head goes into the line
  *   (its attempt unspent), named by its write time so the line sorts itself;
- *   when the key has no head, the oldest in the line is elected once
- *   incoming/ has been read to the end (so a burst or a backlog, found in
- *   directory order, still goes out oldest first): the record is written,
- *   then the message is made due now in deferred/;
+ *   when the key has no head, the oldest in the line is elected once a read
+ *   of incoming/ begun after that has reached its end (so a burst whose file
+ *   events come out of order, or a backlog found in directory order, still
+ *   goes out oldest first): the record is written, then the message is made
+ *   due now in deferred/;
  *   the head goes through the usual queues (and retries) like any message;
  *   the record follows it (written before each move), so that a head waiting
  *   for a retry keeps its key held back however long it waits;
@@ -132,8 +133,13 @@ export interface LineHost {
   readonly spool: Spool;
   /** This daemon holds the message (claimed, in memory). */
   isHeld(id: string): boolean;
-  /** The last scan of incoming/ read it to the end. */
-  incomingRead(): boolean;
+  /**
+   * When the last complete read of incoming/ (from its start to its end)
+   * began, on the monotonic clock (performance.now()); -Infinity if none yet.
+   */
+  incomingReadStartedAt(): number;
+  /** Asks for a new read of incoming/ soon. */
+  readIncoming(): void;
   stopping(): boolean;
   /** Runs a step that may fail for the host's reasons (logged; the sweep retries). */
   guard(what: string, step: () => void): void;
@@ -155,8 +161,8 @@ const CACHED_LINES = 1000;
 export class KeyLines {
   /** Keys whose head this daemon holds, by message id. */
   private readonly heads = new Map<string, string>();
-  private readonly elections = new Set<string>();
-  private electionsSince = 0;
+  /** Keys waiting for their next to be elected, with when that was asked (monotonic ms). */
+  private readonly elections = new Map<string, number>();
   /**
    * The oldest few of each long line, read in one pass, so that electing the
    * next of a key with thousands waiting does not read the whole line each
@@ -235,22 +241,27 @@ export class KeyLines {
    * Under a backlog that never clears, it waits at most ELECTION_WAIT_MS.
    */
   private electSoon(tag: string): void {
-    if (this.elections.size === 0) {
-      this.electionsSince = Date.now();
-      setImmediate(() => this.holdElections());
-    }
-    this.elections.add(tag);
+    if (this.elections.size === 0) setImmediate(() => this.holdElections());
+    if (!this.elections.has(tag)) this.elections.set(tag, performance.now());
+    this.host.readIncoming();
   }
 
+  /**
+   * A key's next is elected once a read of incoming/ that began after the
+   * election was asked for has reached its end: every message of the key
+   * already in incoming/ then (an older one whose file event came late, or a
+   * backlog read in directory order) has been claimed and put in line.
+   */
   private holdElections(): void {
     if (this.host.stopping()) return;
-    if (!this.host.incomingRead() && Date.now() - this.electionsSince < ELECTION_WAIT_MS) {
-      setTimeout(() => this.holdElections(), ELECTION_POLL_MS).unref();
-      return;
+    const readFrom = this.host.incomingReadStartedAt();
+    const now = performance.now();
+    const ready = [...this.elections].filter(([, asked]) => asked <= readFrom || now - asked >= ELECTION_WAIT_MS).map(([tag]) => tag);
+    for (const t of ready) {
+      this.elections.delete(t);
+      this.host.guard('ordering', () => this.electNext(t));
     }
-    const tags = [...this.elections];
-    this.elections.clear();
-    for (const t of tags) this.host.guard('ordering', () => this.electNext(t));
+    if (this.elections.size > 0) setTimeout(() => this.holdElections(), ELECTION_POLL_MS).unref();
   }
 
   private noteInLine(tag: string, item: InLine): void {

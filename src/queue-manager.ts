@@ -88,7 +88,8 @@ export class QueueManager {
 
   private incomingDirty = true;
   /** The last scan of incoming/ read it to the end (nothing left unclaimed behind its limit). */
-  private incomingExhausted = false;
+  /** When the last read of incoming/ that reached its end began (monotonic ms). */
+  private incomingReadStartedAt = -Infinity;
   /** File events are paused: incoming/ held more than one fill could claim, and has not been quiet for long. */
   private incomingBacklog = false;
   private quietSince: number | null = null;
@@ -98,8 +99,9 @@ export class QueueManager {
   private passedOverBusy = false;
   private nextDue: number | null = null;
   private lastIncomingScan = 0;
-  /** The read of incoming/ under way, carried from fill to fill (null: none). */
+  /** The read of incoming/ under way, carried from fill to fill (null: none), and when it began. */
   private incomingPass: DirectoryPass | null = null;
+  private incomingPassStartedAt = 0;
   private fillQueued = false;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
@@ -118,7 +120,11 @@ export class QueueManager {
     this.lines = new KeyLines({
       spool,
       isHeld: (id) => this.heldIds.has(id),
-      incomingRead: () => this.incomingExhausted,
+      incomingReadStartedAt: () => this.incomingReadStartedAt,
+      readIncoming: () => {
+        this.incomingDirty = true;
+        this.scheduleFill();
+      },
       stopping: () => this.stopping,
       guard: (what, step) => this.guard(what, step),
       madeDue: () => {
@@ -300,6 +306,7 @@ export class QueueManager {
       // nothing is left (one begun earlier may have missed names added since),
       // so an old pass's end starts a new one at once.
       for (let fresh = this.incomingPass === null; !exhausted; fresh = true) {
+        if (!this.incomingPass) this.incomingPassStartedAt = performance.now();
         const pass = (this.incomingPass ??= new DirectoryPass(this.spool.dir('incoming')));
         let d: ReturnType<DirectoryPass['read']>;
         while ((d = pass.read()) !== null) {
@@ -318,6 +325,7 @@ export class QueueManager {
         }
         if (d !== null) break;
         this.incomingPass = null;
+        this.incomingReadStartedAt = this.incomingPassStartedAt;
         exhausted = fresh;
       }
       // Busy: stop the file events and scan instead (on every completion, and
@@ -340,7 +348,6 @@ export class QueueManager {
         }
       }
       this.incomingDirty = !exhausted || this.incomingBacklog;
-      this.incomingExhausted = exhausted;
     });
     return claimedCount;
   }

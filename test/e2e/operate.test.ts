@@ -42,6 +42,42 @@ describe('spoolctl', () => {
     }
   });
 
+  it('hold takes a message out of its ordering line; flush and requeue say why they leave one there', async () => {
+    let healthy = false;
+    const sink = await startSink((req, res) => res.writeHead(healthy || req.headers['idempotency-key'] !== 'k-0' ? 200 : 503).end());
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--min-backoff', '500ms', '--max-backoff', '500ms']);
+    try {
+      for (const id of ['k-0', 'k-1', 'k-2']) {
+        drop(spool, id, { url: `${sink.url}/x`, orderingKey: 'K', body: { id } });
+        await sleep(5); // distinct write times
+      }
+      await daemon.waitEvent('deferred', 'k-0');
+      await waitFor('k-1 and k-2 in line', () => idsIn(spool, 'ordered').length === 2, 5000);
+
+      for (const verb of ['flush', 'requeue']) {
+        const r = spoolctl([verb, 'k-1', '--spool', spool]);
+        assert.equal(r.status, 1, `${verb}: ${r.stdout}`);
+        assert.match(r.stderr, /k-1: not moved: waits in ordered\/ behind an older message of its orderingKey/, verb);
+      }
+      const held = spoolctl(['hold', 'k-2', '--spool', spool]);
+      assert.equal(held.status, 0, held.stderr);
+      assert.deepEqual(idsIn(spool, 'hold'), ['k-2']);
+      assert.deepEqual(idsIn(spool, 'ordered'), ['k-1']);
+
+      healthy = true;
+      await daemon.waitEvent('delivered', 'k-1', 5000);
+      await sleep(1000);
+      assert.equal(sink.byId('k-2').length, 0, 'a held message is never sent, its line gone or not');
+      assert.equal(spoolctl(['release', 'k-2', '--spool', spool]).status, 0);
+      assert.equal((await daemon.waitEvent('delivered', 'k-2', 5000)).attempt, 1, 'waiting in line spent no attempt');
+      assert.deepEqual(sink.received.map((r) => r.headers['idempotency-key']).filter((id, i, all) => all.indexOf(id) === i), ['k-0', 'k-1', 'k-2']);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
   it('delete --yes removes exactly the named ids, and refuses to run unasked off a terminal', async () => {
     const spool = tempSpool();
     const daemon = await startDaemon(spool);
