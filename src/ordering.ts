@@ -163,6 +163,7 @@ export class KeyLines {
   private readonly heads = new Map<string, string>();
   /** Keys waiting for their next to be elected, with when that was asked (monotonic ms). */
   private readonly elections = new Map<string, number>();
+  private pollTimer: NodeJS.Timeout | null = null;
   /**
    * The oldest few of each long line, read in one pass, so that electing the
    * next of a key with thousands waiting does not read the whole line each
@@ -234,16 +235,16 @@ export class KeyLines {
     });
   }
 
-  /**
-   * Elects a key's next once every message waiting in incoming/ has been
-   * claimed and put in line: a backlog (after a restart, say) is read in
-   * directory order, and a key's oldest message may be among the last read.
-   * Under a backlog that never clears, it waits at most ELECTION_WAIT_MS.
-   */
+  /** A key's next is to be elected (see holdElections for when). */
   private electSoon(tag: string): void {
-    if (this.elections.size === 0) setImmediate(() => this.holdElections());
     if (!this.elections.has(tag)) this.elections.set(tag, performance.now());
     this.host.readIncoming();
+    this.pollElections();
+  }
+
+  /** Told by the host each time a read of incoming/ has reached its end. */
+  incomingRead(): void {
+    if (this.elections.size > 0) this.holdElections();
   }
 
   /**
@@ -251,6 +252,7 @@ export class KeyLines {
    * election was asked for has reached its end: every message of the key
    * already in incoming/ then (an older one whose file event came late, or a
    * backlog read in directory order) has been claimed and put in line.
+   * Under a backlog that does not clear, it waits at most ELECTION_WAIT_MS.
    */
   private holdElections(): void {
     if (this.host.stopping()) return;
@@ -261,7 +263,16 @@ export class KeyLines {
       this.elections.delete(t);
       this.host.guard('ordering', () => this.electNext(t));
     }
-    if (this.elections.size > 0) setTimeout(() => this.holdElections(), ELECTION_POLL_MS).unref();
+    this.pollElections();
+  }
+
+  /** The fallback for when no read of incoming/ comes to an end (a backlog, the spool in trouble). */
+  private pollElections(): void {
+    if (this.elections.size === 0 || this.pollTimer) return;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      this.holdElections();
+    }, ELECTION_POLL_MS).unref();
   }
 
   private noteInLine(tag: string, item: InLine): void {

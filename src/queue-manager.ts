@@ -326,6 +326,7 @@ export class QueueManager {
         if (d !== null) break;
         this.incomingPass = null;
         this.incomingReadStartedAt = this.incomingPassStartedAt;
+        this.lines.incomingRead();
         exhausted = fresh;
       }
       // Busy: stop the file events and scan instead (on every completion, and
