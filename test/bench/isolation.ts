@@ -106,7 +106,7 @@ async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming', 
 
 const results = [
   await run('healthy traffic alone', 'none', []),
-  await run('with 5,000 due in deferred/ for a dead endpoint (dead after 10 failures, the default)', 'deferred', []),
+  await run('with 5,000 due in deferred/ for a dead endpoint (dead after 16 failures in a row: the default 10, raised to the per-destination concurrency)', 'deferred', []),
   await run('the same, dead-destination handling off (--dead-after 0)', 'deferred', ['--dead-after', '0']),
   await run('with 5,000 for the dead endpoint arriving at once in incoming/', 'incoming', []),
 ];

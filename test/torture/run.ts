@@ -14,6 +14,7 @@ import { hostileInput } from './hostile.js';
 import { osLimits } from './limits.js';
 import { orderingUnderKills } from './ordering.js';
 import { operatorRaces } from './races.js';
+import { sharedUnderKills } from './shared.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -25,6 +26,7 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['limits', () => osLimits({ fdMessages: smoke ? 300 : 3000 })],
   ['races', () => operatorRaces(smoke ? { messages: 300, seconds: 5 } : { messages: 3000, seconds: 30 })],
   ['ordering', () => orderingUnderKills(smoke ? { keys: 20, perKey: 15, kills: 4, failShare: 0.3 } : { keys: 40, perKey: 60, kills: 15, failShare: 0.3 })],
+  ['shared', () => sharedUnderKills(smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 })],
 ];
 
 const results: Outcome[] = [];
