@@ -11,7 +11,7 @@
  * line is the receiver's answer). A body that breaks off or stalls before
  * that is a failed attempt: the receiver may not have finished either.
  */
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { AttemptResult } from './classify.js';
 import { guardedLookup } from './destinations.js';
 import type { Message } from './message.js';
@@ -48,79 +48,96 @@ export class Sender {
     });
   }
 
-  async send(message: Message, opts: SendOptions): Promise<AttemptResult> {
-    const started = performance.now();
-    const elapsed = () => Math.round(performance.now() - started);
-    const controller = new AbortController();
-    let timedOut = false;
-    let phase: 'headers' | 'body' = 'headers';
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, opts.timeout);
-    try {
-      const headers: string[] = [];
-      const given = new Set<string>();
-      const signing = opts.signingKeys && opts.signingKeys.length > 0;
-      for (const [name, value] of message.headers) {
-        const lower = name.toLowerCase();
-        // Signed requests carry the daemon's signature headers, never a producer's.
-        if (signing && SIGNATURE_HEADERS.has(lower)) continue;
-        given.add(lower);
-        headers.push(name, value);
-      }
-      for (const [name, value] of opts.headers ?? []) if (!given.has(name.toLowerCase())) headers.push(name, value);
-      const hasKey = given.has('idempotency-key');
-      if (signing) for (const [name, value] of signatureHeaders(opts.id, Math.floor(Date.now() / 1000), message.body, opts.signingKeys!)) headers.push(name, value);
-      // Retries and crash recovery can repeat a request; the key lets the
-      // receiver drop the repeat.
-      if (!hasKey) headers.push('idempotency-key', opts.id);
+  send(message: Message, opts: SendOptions): Promise<AttemptResult> {
+    const headers: string[] = [];
+    const given = new Set<string>();
+    const signing = opts.signingKeys !== undefined && opts.signingKeys.length > 0;
+    for (const [name, value] of message.headers) {
+      const lower = name.toLowerCase();
+      // Signed requests carry the daemon's signature headers, never a producer's.
+      if (signing && SIGNATURE_HEADERS.has(lower)) continue;
+      given.add(lower);
+      headers.push(name, value);
+    }
+    for (const [name, value] of opts.headers ?? []) if (!given.has(name.toLowerCase())) headers.push(name, value);
+    if (signing) for (const [name, value] of signatureHeaders(opts.id, Math.floor(Date.now() / 1000), message.body, opts.signingKeys!)) headers.push(name, value);
+    // Retries and crash recovery can repeat a request; the key lets the
+    // receiver drop the repeat.
+    if (!given.has('idempotency-key')) headers.push('idempotency-key', opts.id);
 
-      const res = await this.agent.request({
-        origin: message.origin,
-        path: message.url.pathname + message.url.search,
-        method: message.method as 'POST',
-        headers,
-        body: message.body,
-        signal: controller.signal,
-        headersTimeout: opts.timeout,
-        bodyTimeout: opts.timeout,
-      });
-
-      phase = 'body';
+    return new Promise<AttemptResult>((resolve) => {
+      const started = performance.now();
+      const elapsed = () => Math.round(performance.now() - started);
+      let controller: Dispatcher.DispatchController | null = null;
+      let settled = false;
+      let status = 0;
+      let retryAfter: string | undefined;
       let excerpt = '';
       let read = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (excerpt.length < EXCERPT_BYTES) excerpt += chunk.subarray(0, EXCERPT_BYTES - excerpt.length).toString('utf8');
-        read += chunk.length;
-        if (read > DRAIN_BYTES) {
-          // Not worth draining for keep-alive: drop this connection instead.
-          res.body.destroy();
-          break;
-        }
-      }
-      const retryAfter = res.headers['retry-after'];
-      return {
-        kind: 'response',
-        status: res.statusCode,
-        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-        excerpt: excerpt.replace(/\s+/g, ' ').trim().slice(0, 200),
-        elapsed: elapsed(),
+      const answered = (): AttemptResult => ({ kind: 'response', status, retryAfter, excerpt: excerpt.replace(/\s+/g, ' ').trim().slice(0, 200), elapsed: elapsed() });
+      const settle = (result: AttemptResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(result);
       };
-    } catch (err) {
-      // The whole-request timer fired: name the part of the exchange it cut.
-      if (timedOut) {
-        return phase === 'headers'
-          ? { kind: 'error', code: 'HEADERS_TIMEOUT', message: `no response headers within ${opts.timeout} ms`, elapsed: elapsed() }
-          : { kind: 'error', code: 'BODY_TIMEOUT', message: `response body not complete within ${opts.timeout} ms`, elapsed: elapsed() };
+      // One timer over the whole exchange (undici's own timeouts are per
+      // phase, and restart with every body chunk): named by the phase it cut.
+      const timer = setTimeout(() => {
+        settle(
+          status === 0
+            ? { kind: 'error', code: 'HEADERS_TIMEOUT', message: `no response headers within ${opts.timeout} ms`, elapsed: elapsed() }
+            : { kind: 'error', code: 'BODY_TIMEOUT', message: `response body not complete within ${opts.timeout} ms`, elapsed: elapsed() },
+        );
+        controller?.abort(new Error('timed out'));
+      }, opts.timeout);
+      try {
+        this.agent.dispatch(
+          {
+            origin: message.origin,
+            path: message.url.pathname + message.url.search,
+            method: message.method as Dispatcher.HttpMethod,
+            headers,
+            body: message.body ?? null,
+            headersTimeout: opts.timeout,
+            bodyTimeout: opts.timeout,
+          },
+          {
+            onRequestStart(c) {
+              controller = c;
+              // Still queued for a connection when its time ran out: never sent.
+              if (settled) c.abort(new Error('timed out'));
+            },
+            onResponseStart(_c, statusCode, responseHeaders) {
+              if (statusCode < 200) return; // 1xx: informational, the answer is still to come
+              status = statusCode;
+              const value = responseHeaders['retry-after'];
+              retryAfter = Array.isArray(value) ? value[0] : value;
+            },
+            onResponseData(c, chunk) {
+              if (excerpt.length < EXCERPT_BYTES) excerpt += chunk.subarray(0, EXCERPT_BYTES - excerpt.length).toString('utf8');
+              read += chunk.length;
+              if (read > DRAIN_BYTES) {
+                // Not worth draining for keep-alive: the status is the answer; drop this connection.
+                settle(answered());
+                c.abort(new Error('response body cut'));
+              }
+            },
+            onResponseEnd() {
+              settle(answered());
+            },
+            onResponseError(_c, err) {
+              const e = err as { code?: string; name?: string; message?: string; cause?: { code?: string } };
+              // undici's parser errors carry no code, only a class name.
+              const code = e.code ?? e.cause?.code ?? (e.name && e.name !== 'Error' ? e.name : 'ERROR');
+              settle({ kind: 'error', code, message: String(e.message ?? err), elapsed: elapsed() });
+            },
+          },
+        );
+      } catch (err) {
+        settle({ kind: 'error', code: (err as { code?: string }).code ?? 'ERROR', message: String((err as Error).message ?? err), elapsed: elapsed() });
       }
-      const e = err as { code?: string; name?: string; message?: string; cause?: { code?: string } };
-      // undici's parser errors carry no code, only a class name.
-      const code = e.code ?? e.cause?.code ?? (e.name && e.name !== 'Error' ? e.name : 'ERROR');
-      return { kind: 'error', code, message: String(e.message ?? err), elapsed: elapsed() };
-    } finally {
-      clearTimeout(timer);
-    }
+    });
   }
 
   /** Cuts every request in flight (they fail with UND_ERR_DESTROYED and are deferred). */
