@@ -455,8 +455,13 @@ export class QueueManager {
     if (message.orderingKey !== undefined && !this.admitOrdered(claimed, message.orderingKey, read.writtenAt)) return;
     const destination = this.destination(message.origin);
     const rule = destination.settings;
-    const policy: DeliveryPolicy = {
-      ...this.config,
+    const plain = rule === null && message.maxAttempts === undefined && message.maxAge === undefined && message.timeout === undefined;
+    const policy: DeliveryPolicy = plain ? this.config : {
+      minBackoff: this.config.minBackoff,
+      maxBackoff: this.config.maxBackoff,
+      maxAttempts: this.config.maxAttempts,
+      maxAge: this.config.maxAge,
+      timeout: this.config.timeout,
       ...(rule?.minBackoff !== undefined && { minBackoff: rule.minBackoff }),
       ...(rule?.maxBackoff !== undefined && { maxBackoff: rule.maxBackoff }),
       ...(rule?.maxAttempts !== undefined && { maxAttempts: rule.maxAttempts }),
@@ -563,6 +568,8 @@ export class QueueManager {
     // shutdown) says nothing about the destination.
     if (result.kind === 'error' && HOST_SIDE_ERRORS.has(result.code)) return;
     const transient = result.kind === 'error' ? result.code !== BLOCKED_CODE : result.status >= 500 || result.status === 408 || result.status === 429;
+    // A healthy destination has no record: nothing to count, nothing to make.
+    if (!transient && !this.circuits.has(job.destination.tag)) return;
     const c = this.circuit(job.destination);
     const change = c.ended(transient, now, job.probe === true);
     if (change === null) {
@@ -651,7 +658,7 @@ export class QueueManager {
     this.senders.add(sender);
     let result: AttemptResult;
     try {
-      this.log.debug({ event: 'attempt', id: entry.id, destination: message.origin, attempt: entry.attempts, ...(job.probe && { probe: true }) }, 'sending');
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ event: 'attempt', id: entry.id, destination: message.origin, attempt: entry.attempts, ...(job.probe && { probe: true }) }, 'sending');
       const rule = job.destination.settings;
       result = await sender.send(message, {
         id: entry.id,
