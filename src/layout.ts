@@ -58,6 +58,8 @@ export function* streamDir(dir: string): Generator<fs.Dirent> {
 export class DirectoryPass {
   private handle: fs.Dir | null;
   private pushedBack: fs.Dirent | null = null;
+  /** When the pass began (monotonic ms): it sees every name present then and still there at its end. */
+  readonly startedAt = performance.now();
 
   constructor(dir: string) {
     try {

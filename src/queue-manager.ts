@@ -87,7 +87,6 @@ export class QueueManager {
   private readonly senders = new Set<Sender>();
 
   private incomingDirty = true;
-  /** The last scan of incoming/ read it to the end (nothing left unclaimed behind its limit). */
   /** When the last read of incoming/ that reached its end began (monotonic ms). */
   private incomingReadStartedAt = -Infinity;
   /** File events are paused: incoming/ held more than one fill could claim, and has not been quiet for long. */
@@ -99,9 +98,8 @@ export class QueueManager {
   private passedOverBusy = false;
   private nextDue: number | null = null;
   private lastIncomingScan = 0;
-  /** The read of incoming/ under way, carried from fill to fill (null: none), and when it began. */
+  /** The read of incoming/ under way, carried from fill to fill (null: none). */
   private incomingPass: DirectoryPass | null = null;
-  private incomingPassStartedAt = 0;
   private fillQueued = false;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
@@ -306,26 +304,32 @@ export class QueueManager {
       // nothing is left (one begun earlier may have missed names added since),
       // so an old pass's end starts a new one at once.
       for (let fresh = this.incomingPass === null; !exhausted; fresh = true) {
-        if (!this.incomingPass) this.incomingPassStartedAt = performance.now();
         const pass = (this.incomingPass ??= new DirectoryPass(this.spool.dir('incoming')));
-        let d: ReturnType<DirectoryPass['read']>;
-        while ((d = pass.read()) !== null) {
-          const id = parseIncomingName(d.name);
-          if (!id || this.heldIds.has(id)) continue;
-          if (claimedCount >= limit) {
-            pass.unread(d);
-            break;
+        let d: ReturnType<DirectoryPass['read']> = null;
+        try {
+          while ((d = pass.read()) !== null) {
+            const id = parseIncomingName(d.name);
+            if (!id || this.heldIds.has(id)) continue;
+            if (claimedCount >= limit) {
+              pass.unread(d);
+              break;
+            }
+            const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
+            if (claimed) {
+              this.observer?.moved('incoming', 'active');
+              claimedCount++;
+              this.run(claimed);
+            }
           }
-          const claimed = claimIncoming(this.spool, id, Date.now(), this.owner);
-          if (claimed) {
-            this.observer?.moved('incoming', 'active');
-            claimedCount++;
-            this.run(claimed);
-          }
+        } catch (err) {
+          // A read or a claim failed (EIO, EMFILE): this pass ends unfinished; the next starts afresh.
+          pass.close();
+          this.incomingPass = null;
+          throw err;
         }
         if (d !== null) break;
         this.incomingPass = null;
-        this.incomingReadStartedAt = this.incomingPassStartedAt;
+        this.incomingReadStartedAt = pass.startedAt;
         this.lines.incomingRead();
         exhausted = fresh;
       }
