@@ -31,9 +31,9 @@ interface LeaseRecord {
   at: string;
 }
 
-/** `<host>.<pid>.<random>`: unique across hosts and restarts, and valid in a filename. */
+/** `<host>.<pid>.<random>`: unique across hosts and restarts, and valid in a filename (at most 29 characters: see MAX_OWNER). */
 export function newOwnerId(): string {
-  const host = os.hostname().replace(/[^A-Za-z0-9-]/g, '-').slice(0, 24) || 'host';
+  const host = os.hostname().replace(/[^A-Za-z0-9-]/g, '-').slice(0, 14) || 'host';
   return `${host}.${process.pid}.${randomBytes(3).toString('hex')}`;
 }
 

@@ -14,8 +14,10 @@
  *   attempts     requests started so far (active/: including the one in flight,
  *                so a message that crashes the daemon still runs out of attempts)
  *   arrival      epoch ms when the daemon first claimed it (max-age counts from here)
- *   destination  8 hex digits naming the origin (see destinationTag), or "-"
+ *   destination  16 hex digits naming the origin (see destinationTag), or "-";
+ *                names written before 0.2 carry 8, and are still read
  *   lastError    "503", "ECONNREFUSED", "UND-ERR-HEADERS-TIMEOUT", or "-"
+ *                (at most 24 characters; older names may carry up to 32)
  *   id           the producer's id, last because it may itself contain "_"
  *
  * In active/, a daemon sharing the spool with others (`spoold start --shared`)
@@ -67,11 +69,22 @@ export function incomingName(id: string): string {
   return id + MESSAGE_SUFFIX;
 }
 
-const ENTRY_PATTERN = /^(\d{1,15})_(\d{1,6})_(\d{1,15})_([0-9a-f]{8}|-)_([A-Za-z0-9-]{1,32})_(.+)\.json$/;
+const ENTRY_PATTERN = /^(\d{1,15})_(\d{1,6})_(\d{1,15})_([0-9a-f]{16}|[0-9a-f]{8}|-)_([A-Za-z0-9-]{1,32})_(.+)\.json$/;
+
+/**
+ * Length budget: an owned active/ name must fit in 255 bytes with a 128-byte
+ * id, so times are kept to 13 digits (until the year 2286), attempts to 6 and
+ * the error token to 24: 13+6+13+16+24+128 plus separators and ".json" is
+ * 210, and an owner prefix adds at most 32.
+ */
+const MAX_TIME = 9_999_999_999_999;
+const MAX_TOKEN = 24;
+const clampTime = (t: number) => Math.min(MAX_TIME, Math.max(0, Math.trunc(t)));
 
 export function formatEntry(e: Entry): string {
   if (!isValidId(e.id)) throw new RangeError(`invalid message id ${JSON.stringify(e.id)}`);
-  return `${Math.max(0, Math.trunc(e.time))}_${e.attempts}_${Math.max(0, Math.trunc(e.arrival))}_${e.destination}_${e.lastError}_${e.id}${MESSAGE_SUFFIX}`;
+  const attempts = Math.min(999_999, Math.max(0, Math.trunc(e.attempts)));
+  return `${clampTime(e.time)}_${attempts}_${clampTime(e.arrival)}_${e.destination}_${e.lastError.slice(0, MAX_TOKEN)}_${e.id}${MESSAGE_SUFFIX}`;
 }
 
 export function parseEntry(name: string): Entry | null {
@@ -89,8 +102,10 @@ export function parseEntry(name: string): Entry | null {
   };
 }
 
-// Short enough that an owned name stays within 255 bytes (entry names reach 214).
+// Names written before 0.2 had owners of up to 40 characters (and shorter tags); they are still read.
 const OWNER_PATTERN = /^[A-Za-z0-9.-]{1,40}$/;
+/** Short enough that an owned name stays within 255 bytes (entry names reach 210). */
+export const MAX_OWNER = 31;
 
 export function isValidOwner(owner: string): boolean {
   return OWNER_PATTERN.test(owner) && !owner.startsWith('.');
@@ -99,7 +114,7 @@ export function isValidOwner(owner: string): boolean {
 /** A name in active/: the entry, prefixed with its owner's id in a shared spool. */
 export function formatActiveName(entry: Entry, owner: string | null): string {
   if (owner === null) return formatEntry(entry);
-  if (!isValidOwner(owner)) throw new RangeError(`invalid owner id ${JSON.stringify(owner)}`);
+  if (!isValidOwner(owner) || owner.length > MAX_OWNER) throw new RangeError(`invalid owner id ${JSON.stringify(owner)}`);
   return `${owner}@${formatEntry(entry)}`;
 }
 
@@ -131,15 +146,28 @@ export function parseLineName(name: string): { sequence: number; entry: Entry } 
   return entry ? { sequence: Number(m![1]), entry } : null;
 }
 
-/** A short, stable tag for an origin, so names can be grouped by destination. */
+/**
+ * A stable tag for an origin, so names can be grouped and passed over by
+ * destination without opening files: 64 bits of SHA-256, so that two origins
+ * with one tag are not practical to find. A tag is only ever a hint (which
+ * names a scan may skip, how a listing groups them): whose settings and
+ * credentials a request carries is decided by the origin read from the
+ * message itself. Names written before 0.2 carry 32-bit tags, for which
+ * collisions are easy to find; see isTrustedTag.
+ */
 export function destinationTag(origin: string): string {
-  return createHash('sha1').update(origin).digest('hex').slice(0, 8);
+  return createHash('sha256').update(origin).digest('hex').slice(0, 16);
+}
+
+/** A tag long enough to pass names over by (a 64-bit one); legacy 32-bit tags are read, never trusted. */
+export function isTrustedTag(tag: string): boolean {
+  return tag.length === 16;
 }
 
 /** Turns a status code or error code into the token stored in a name. */
 export function errorToken(statusOrCode: number | string): string {
   const raw = String(statusOrCode).replace(/_/g, '-').replace(/[^A-Za-z0-9-]/g, '');
-  return raw.slice(0, 32) || 'ERROR';
+  return raw.slice(0, MAX_TOKEN) || 'ERROR';
 }
 
 /** The short human text for a stored token: "HTTP 503", "ECONNREFUSED". */

@@ -22,7 +22,7 @@ import { scanDue } from './due.js';
 import { DirectoryPass, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import type { Message } from './message.js';
-import { describeErrorToken, destinationTag, formatEntry, parseIncomingName, type Entry } from './names.js';
+import { describeErrorToken, destinationTag, formatEntry, isTrustedTag, parseIncomingName, type Entry } from './names.js';
 import { KeyLines } from './ordering.js';
 import { readMessage, SETTLE_MS } from './read.js';
 import type { Sender } from './send.js';
@@ -174,10 +174,7 @@ export class QueueManager {
     this.config = config;
     this.sender = sender;
     for (const d of this.destinations.values()) d.settings = this.settingsFor(d.origin);
-    for (const [tag, c] of this.circuits) {
-      const origin = this.origins.get(tag);
-      c.configure(this.circuitSettings(origin ? this.settingsFor(origin) : null));
-    }
+    for (const [origin, c] of this.circuits) c.configure(this.circuitSettings(this.settingsFor(origin)));
     this.buckets.clear();
     this.pump();
     this.scheduleFill();
@@ -262,18 +259,22 @@ export class QueueManager {
       const scanStarted = performance.now();
       const scan = scanDue(this.spool, now, limit, (e) => {
         if (this.heldIds.has(e.id)) return true;
-        if (e.destination === '-') return false;
-        const n = picked.get(e.destination) ?? 0;
-        const d = this.destinations.get(e.destination);
+        // The tag is a hint for passing names over, never the destination
+        // itself: a message is only ever judged by the origin it names. A
+        // legacy 32-bit tag (collisions are easy to find) passes nothing over.
+        const origin = isTrustedTag(e.destination) ? this.tagged.get(e.destination) : undefined;
+        if (origin === undefined) return false;
+        const n = picked.get(origin) ?? 0;
+        const d = this.destinations.get(origin);
         // A dead destination's messages stay where they are, attempts unspent;
         // once its cool-off is over, one is claimed as the probe.
-        const circuit = this.circuits.get(e.destination);
+        const circuit = this.circuits.get(origin);
         if (circuit && circuit.state !== 'ok' && !(circuit.admits(now) && (d?.held ?? 0) + n === 0)) {
           if (circuit.state === 'dead') deadUntil = Math.min(deadUntil, circuit.deadUntil);
           return true;
         }
         if ((d?.held ?? 0) + n >= this.maxHeldPerDestination(d)) return (busy = true);
-        picked.set(e.destination, n + 1);
+        picked.set(origin, n + 1);
         return false;
       });
       this.dueScanAfter = now + (performance.now() - scanStarted) * DUE_SCAN_SPACING;
@@ -503,14 +504,22 @@ export class QueueManager {
     this.pump();
   }
 
+  /** Per-destination state is keyed by the full origin; the tag only indexes it for the due scan. */
   private destination(origin: string): Destination {
-    const tag = destinationTag(origin);
-    let d = this.destinations.get(tag);
+    let d = this.destinations.get(origin);
     if (!d) {
-      d = { tag, origin, held: 0, sending: 0, settings: this.settingsFor(origin) };
-      this.destinations.set(tag, d);
+      d = { tag: destinationTag(origin), origin, held: 0, sending: 0, settings: this.settingsFor(origin) };
+      this.destinations.set(origin, d);
+      this.tagged.set(d.tag, origin);
     }
     return d;
+  }
+
+  /** Which origin a trusted tag stands for, while this daemon keeps state for it (destinations and circuits). */
+  private readonly tagged = new Map<string, string>();
+
+  private untag(origin: string): void {
+    if (!this.destinations.has(origin) && !this.circuits.has(origin)) this.tagged.delete(destinationTag(origin));
   }
 
   /**
@@ -546,22 +555,24 @@ export class QueueManager {
   }
 
   private circuit(d: Destination): Circuit {
-    let c = this.circuits.get(d.tag);
-    if (!c) this.circuits.set(d.tag, (c = new Circuit(this.circuitSettings(d.settings))));
-    this.origins.set(d.tag, d.origin);
+    let c = this.circuits.get(d.origin);
+    if (!c) {
+      this.circuits.set(d.origin, (c = new Circuit(this.circuitSettings(d.settings))));
+      this.tagged.set(d.tag, d.origin);
+    }
     return c;
   }
 
-  private forget(tag: string): void {
-    this.circuits.delete(tag);
-    this.origins.delete(tag);
+  private forget(origin: string): void {
+    this.circuits.delete(origin);
+    this.untag(origin);
   }
 
   /** Dead destinations, for `spoolctl stats` and the status page. */
   deadDestinations(): { tag: string; origin: string; state: string; failures: number; until: string }[] {
     return [...this.circuits]
       .filter(([, c]) => c.state !== 'ok')
-      .map(([tag, c]) => ({ tag, origin: this.origins.get(tag) ?? '', state: c.state, failures: c.failures, until: new Date(c.deadUntil).toISOString() }));
+      .map(([origin, c]) => ({ tag: destinationTag(origin), origin, state: c.state, failures: c.failures, until: new Date(c.deadUntil).toISOString() }));
   }
 
   /** A dead destination's state is written where spoolctl can read it (rarely: on changes only). */
@@ -573,11 +584,11 @@ export class QueueManager {
     if (result.kind === 'error' && HOST_SIDE_ERRORS.has(result.code)) return;
     const transient = result.kind === 'error' ? result.code !== BLOCKED_CODE : result.status >= 500 || result.status === 408 || result.status === 429;
     // A healthy destination has no record: nothing to count, nothing to make.
-    if (!transient && !this.circuits.has(job.destination.tag)) return;
+    if (!transient && !this.circuits.has(job.destination.origin)) return;
     const c = this.circuit(job.destination);
     const change = c.ended(transient, now, job.probe === true);
     if (change === null) {
-      if (c.forgettable) this.forget(job.destination.tag);
+      if (c.forgettable) this.forget(job.destination.origin);
       return;
     }
     const d = { destination: job.destination.origin, failures: c.failures, deadUntil: new Date(c.deadUntil).toISOString() };
@@ -585,7 +596,7 @@ export class QueueManager {
     else if (change === 'still-dead') this.log.warn({ event: 'destination-still-dead', ...d }, `${job.destination.origin} failed its probe: not sending to it until ${d.deadUntil}`);
     else {
       this.log.info({ event: 'destination-reopened', destination: job.destination.origin }, `${job.destination.origin} answered its probe: sending again`);
-      this.forget(job.destination.tag);
+      this.forget(job.destination.origin);
       this.dueChanged();
     }
     this.onDestinationsChanged();
@@ -600,11 +611,11 @@ export class QueueManager {
     if (!rps) return true;
     const now = performance.now();
     const burst = Math.max(1, rps);
-    let b = this.buckets.get(d.tag);
+    let b = this.buckets.get(d.origin);
     if (!b) {
       // Kept apart from the destination (which goes when idle), so a budget spent is not refilled by a lull.
-      if (this.buckets.size >= 10_000) for (const [tag, old] of this.buckets) if (now - old.at > 60_000) this.buckets.delete(tag);
-      this.buckets.set(d.tag, (b = { tokens: burst, at: now }));
+      if (this.buckets.size >= 10_000) for (const [origin, old] of this.buckets) if (now - old.at > 60_000) this.buckets.delete(origin);
+      this.buckets.set(d.origin, (b = { tokens: burst, at: now }));
     }
     b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rps) / 1000);
     b.at = now;
@@ -618,17 +629,16 @@ export class QueueManager {
   }
 
   private pumpTimer: NodeJS.Timeout | null = null;
-  /** Destinations failing in a row, dead or probing, by tag (kept while the destination is idle). */
+  /** Destinations failing in a row, dead or probing, by origin (kept while the destination is idle). */
   private readonly circuits = new Map<string, Circuit>();
-  private readonly origins = new Map<string, string>();
-  /** Requests-per-second budgets (settings.rps) by destination tag: tokens left as of `at` (monotonic ms). */
+  /** Requests-per-second budgets (settings.rps) by origin: tokens left as of `at` (monotonic ms). */
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   private pump(): void {
     const now = Date.now();
     for (let i = 0; i < this.waiting.length && this.sending < this.config.concurrency; ) {
       const job = this.waiting[i]!;
-      const circuit = this.circuits.get(job.destination.tag);
+      const circuit = this.circuits.get(job.destination.origin);
       if (circuit && !circuit.admits(now)) {
         // Dead: back to deferred until the cool-off ends. Probing: wait here for the probe's answer.
         if (circuit.state === 'dead') {
@@ -751,7 +761,10 @@ export class QueueManager {
 
   private finish(job: Job): void {
     job.destination.held--;
-    if (job.destination.held === 0 && job.destination.sending === 0) this.destinations.delete(job.destination.tag);
+    if (job.destination.held === 0 && job.destination.sending === 0) {
+      this.destinations.delete(job.destination.origin);
+      this.untag(job.destination.origin);
+    }
     this.release(job.claimed.entry.id);
     // Due messages were passed over for a busy destination: look again soon,
     // but not on every completion (the passed-over names are re-read each time).

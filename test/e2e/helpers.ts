@@ -65,7 +65,7 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-export async function startSink(handler: Handler = (_req, res) => res.end('ok')): Promise<Sink> {
+export async function startSink(handler: Handler = (_req, res) => res.end('ok'), port = 0): Promise<Sink> {
   const received: Received[] = [];
   const sockets = new Set<import('node:net').Socket>();
   const sink: Sink = {
@@ -95,7 +95,13 @@ export async function startSink(handler: Handler = (_req, res) => res.end('ok'))
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => {
+      live.sinks.delete(sink);
+      reject(err);
+    });
+    server.listen(port, '127.0.0.1', resolve);
+  });
   sink.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return sink;
 }

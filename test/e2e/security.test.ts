@@ -3,10 +3,11 @@
  * loopback check after DNS resolution included), secrets kept out of logs.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { asNobody, cleanup, drop, ensureSpoolDirs, startDaemon, startSink, tempSpool } from './helpers.js';
+import { asNobody, cleanup, drop, ensureSpoolDirs, startDaemon, startSink, tempSpool, waitFor, type Sink } from './helpers.js';
 
 after(cleanup);
 
@@ -93,6 +94,84 @@ describe('destination rules', () => {
       assert.equal(sink.received[0]?.headers.authorization, 'Bearer SECRET-TOKEN-1', 'the header was sent');
       const log = JSON.stringify(daemon.lines);
       assert.ok(!log.includes('SECRET-TOKEN-1') && !log.includes('SECRET-COOKIE'));
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+});
+
+/**
+ * Names written before 0.2 carry a 32-bit destination tag (8 hex digits of
+ * SHA-1): two origins sharing one are found in a fraction of a second. The
+ * daemon must still keep them apart: settings, credentials and the dead
+ * destination's hold go by the origin the message names.
+ */
+function legacyTag(origin: string): string {
+  return createHash('sha1').update(origin).digest('hex').slice(0, 8);
+}
+
+/** Pairs [A, B] of origins with one legacy tag: A on 127.0.0.2 (nothing listens: refused), B a port of 127.0.0.1 a sink can bind. */
+function* collidingOrigins(): Generator<[string, string]> {
+  const byTag = new Map<string, string>();
+  for (let port = 20_000; port < 60_000; port++) byTag.set(legacyTag(`http://127.0.0.1:${port}`), `http://127.0.0.1:${port}`);
+  for (let i = 0; ; i++) {
+    const a = `http://127.0.0.${2 + (i % 250)}:${1024 + Math.floor(i / 250)}`;
+    const b = byTag.get(legacyTag(a));
+    if (b) yield [a, b];
+  }
+}
+
+describe('destinations are told apart by their full origin', () => {
+  it('never sends one origin\'s credentials to another with the same tag, and a dead one holds back only itself', async () => {
+    const secretText = `whsec_${randomBytes(32).toString('base64')}`;
+    let found: { a: string; b: string; sink: Sink } | null = null;
+    for (const [a, b] of collidingOrigins()) {
+      assert.equal(legacyTag(a), legacyTag(b), 'the test found a collision');
+      try {
+        found = { a, b, sink: await startSink((_req, res) => res.end('ok'), Number(new URL(b).port)) };
+        break;
+      } catch {
+        /* that port is taken here: the next collision */
+      }
+    }
+    const { a, b, sink } = found!;
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    const config = path.join(path.dirname(spool), 'spoold.json');
+    fs.writeFileSync(config, JSON.stringify({ destinations: [{ match: a, headers: { Authorization: 'Bearer secret-of-A' }, signingSecret: secretText }] }));
+    // As a spool written by an older spoold would hold them: A's and B's messages due at once, one tag for both.
+    const tag = legacyTag(a);
+    const now = Date.now();
+    const put = (id: string, url: string, due: number) => {
+      const dir = path.join(spool, 'deferred', String(Math.floor(due / 60_000) * 60_000));
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, `${due}_1_${now}_${tag}_503_${id}.json`), JSON.stringify({ url: `${url}/hook` }));
+    };
+    for (let i = 0; i < 6; i++) put(`a-${i}`, a, now - 2000 + i);
+    for (let i = 0; i < 10; i++) put(`b-${i}`, b, now - 1000 + i);
+    // B's second wave comes due while A is dead.
+    for (let i = 0; i < 10; i++) put(`late-b-${i}`, b, now + 1500 + i);
+    const daemon = await startDaemon(spool, ['--config', config, '--dead-after', '3', '--per-destination', '2', '--dead-cool-off', '1m', '--dead-max-cool-off', '2m', '--min-backoff', '100ms']);
+    try {
+      const died = await daemon.waitEvent('destination-dead', undefined, 5000);
+      assert.equal(died.destination, a);
+      const noCredentials = () => {
+        for (const r of sink.received) {
+          assert.equal(r.headers.authorization, undefined, 'A\'s header never goes to B');
+          assert.equal(r.headers['webhook-signature'], undefined, 'nor A\'s signature');
+        }
+      };
+      await waitFor('B\'s first wave delivered', () => sink.received.length >= 10, 8000);
+      noCredentials();
+      const late = Array.from({ length: 10 }, (_, i) => `late-b-${i}`);
+      await waitFor('B\'s second wave delivered while A is dead', () => late.every((id) => daemon.events('delivered', id).length === 1), 8000);
+      assert.deepEqual(daemon.events('destination-reopened'), [], 'A is still dead: B was not held back by A\'s hold');
+      assert.equal(sink.received.length, 20);
+      noCredentials();
+      // A's messages, re-deferred, now carry a 64-bit tag.
+      const names = fs.readdirSync(path.join(spool, 'deferred'), { recursive: true }).map(String).filter((n) => n.includes('_a-'));
+      assert.ok(names.length > 0 && names.every((n) => /_[0-9a-f]{16}_[^_]+_a-\d\.json$/.test(path.basename(n))), names.join(' '));
     } finally {
       await daemon.stop();
       await sink.close();

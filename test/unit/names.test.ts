@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, errorToken, formatActiveName, formatEntry, formatLineName, isValidId, keyTag, parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName, type Entry } from '../../src/names.js';
+import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, isTrustedTag, errorToken, formatActiveName, formatEntry, formatLineName, isValidId, keyTag, parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName, type Entry } from '../../src/names.js';
 import { newMessageId } from '../../src/enqueue.js';
 import { newOwnerId } from '../../src/lease.js';
 
 const idArb = fc.stringMatching(/^[A-Za-z0-9._-]{1,128}$/).filter((s) => s !== '.' && s !== '..');
 const entryArb: fc.Arbitrary<Entry> = fc.record({
   id: idArb,
-  time: fc.integer({ min: 0, max: 2 ** 48 }),
+  time: fc.integer({ min: 0, max: 9_999_999_999_999 }),
   attempts: fc.integer({ min: 0, max: 999_999 }),
-  arrival: fc.integer({ min: 0, max: 2 ** 48 }),
-  destination: fc.oneof(fc.constant('-'), fc.stringMatching(/^[0-9a-f]{8}$/)),
-  lastError: fc.oneof(fc.constant('-'), fc.stringMatching(/^[A-Za-z0-9-]{1,32}$/)),
+  arrival: fc.integer({ min: 0, max: 9_999_999_999_999 }),
+  destination: fc.oneof(fc.constant('-'), fc.stringMatching(/^[0-9a-f]{16}$/), fc.stringMatching(/^[0-9a-f]{8}$/)),
+  lastError: fc.oneof(fc.constant('-'), fc.stringMatching(/^[A-Za-z0-9-]{1,24}$/)),
 });
 
 describe('filename codec', () => {
@@ -25,7 +25,7 @@ describe('filename codec', () => {
   });
 
   it('round-trips active/ names with and without an owner, within 255 bytes', () => {
-    const ownerArb = fc.oneof(fc.constant(null), fc.constant(newOwnerId()), fc.stringMatching(/^[A-Za-z0-9-][A-Za-z0-9.-]{0,39}$/));
+    const ownerArb = fc.oneof(fc.constant(null), fc.constant(newOwnerId()), fc.stringMatching(/^[A-Za-z0-9-][A-Za-z0-9.-]{0,30}$/));
     fc.assert(
       fc.property(entryArb, ownerArb, (e, owner) => {
         const name = formatActiveName(e, owner);
@@ -34,7 +34,16 @@ describe('filename codec', () => {
       }),
     );
     assert.equal(parseActiveName('bad/owner@1_1_1_-_-_x.json'), null);
-    assert.throws(() => formatActiveName({ id: 'x', time: 1, attempts: 1, arrival: 1, destination: '-', lastError: '-' }, 'a'.repeat(41)), RangeError);
+    assert.throws(() => formatActiveName({ id: 'x', time: 1, attempts: 1, arrival: 1, destination: '-', lastError: '-' }, 'a'.repeat(32)), RangeError);
+    assert.ok(newOwnerId().length <= 31);
+  });
+
+  it('still reads names written before 0.2 (32-bit tags, longer error tokens and owners)', () => {
+    const old = `1795407522923_3_1795407520006_602889c4_${'E'.repeat(32)}_order-42.paid.json`;
+    assert.deepEqual(parseEntry(old), { time: 1795407522923, attempts: 3, arrival: 1795407520006, destination: '602889c4', lastError: 'E'.repeat(32), id: 'order-42.paid' });
+    assert.equal(parseActiveName(`${'h'.repeat(24)}.1234567.abcdef@${old}`)?.entry.id, 'order-42.paid');
+    // Written again, a legacy name keeps to the new budget.
+    assert.match(formatEntry(parseEntry(old)!), new RegExp(`_${'E'.repeat(24)}_order-42`));
   });
 
   it('round-trips ordering-line names, which sort by write time', () => {
@@ -122,6 +131,8 @@ describe('filename codec', () => {
   it('tags destinations stably', () => {
     assert.equal(destinationTag('https://a.example'), destinationTag('https://a.example'));
     assert.notEqual(destinationTag('https://a.example'), destinationTag('https://b.example'));
-    assert.match(destinationTag('http://x'), /^[0-9a-f]{8}$/);
+    assert.match(destinationTag('http://x'), /^[0-9a-f]{16}$/);
+    assert.ok(isTrustedTag(destinationTag('http://x')));
+    assert.ok(!isTrustedTag('602889c4'), 'a 32-bit tag is read, never trusted');
   });
 });
