@@ -14,8 +14,16 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const SPOOLD = path.join(ROOT, 'bin/spoold');
 export const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');
 
+/** A spool path in a fresh temporary folder, removed by cleanup(). */
 export function tempSpool(): string {
-  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-test-')), 'spool');
+  return path.join(tempDir(), 'spool');
+}
+
+/** A fresh temporary folder, removed by cleanup(). */
+export function tempDir(prefix = 'spoold-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  live.dirs.add(dir);
+  return dir;
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -34,14 +42,16 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
 
 // ------------------------------------------------------------- clean-up
 
-const live = { daemons: new Set<Daemon>(), sinks: new Set<Sink>() };
+const live = { daemons: new Set<Daemon>(), sinks: new Set<Sink>(), dirs: new Set<string>() };
 
-/** For afterEach: whatever a failed test left running is stopped, so the run ends. */
+/** For afterEach: whatever a test left running is stopped, so the run ends, and its folders are removed. */
 export async function cleanup(): Promise<void> {
   await Promise.all([...live.daemons].map((d) => d.stop('SIGKILL')));
   await Promise.all([...live.sinks].map((s) => s.close()));
+  for (const dir of live.dirs) fs.rmSync(dir, { recursive: true, force: true });
   live.daemons.clear();
   live.sinks.clear();
+  live.dirs.clear();
 }
 
 // ---------------------------------------------------------------- the sink

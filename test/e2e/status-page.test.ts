@@ -6,11 +6,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import { cleanup, drop, startDaemon, startSink, tempSpool, type Daemon } from './helpers.js';
+import { cleanup, drop, startDaemon, startSink, tempDir, tempSpool, type Daemon } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -72,7 +71,7 @@ describe('status page', () => {
     await page.waitForFunction(() => document.querySelectorAll('#deferred tr').length === 3, undefined, { timeout: 15_000 });
     assert.match((await page.locator(`#destinations tr[data-destination="${new URL(other.url).host}"]`).textContent()) ?? '', /dead|slow/, 'a destination failing every attempt');
 
-    const shot = path.join(process.env.SPOOLD_SCREENSHOT_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-shot-')), 'status-page.png');
+    const shot = path.join(process.env.SPOOLD_SCREENSHOT_DIR ?? tempDir('spoold-shot-'), 'status-page.png');
     await page.screenshot({ path: shot, fullPage: true });
     assert.ok(fs.statSync(shot).size > 10_000, 'a screenshot was taken');
 

@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
-import { ROOT, SPOOLD } from './helpers.js';
+import { after, describe, it } from 'node:test';
+import { cleanup, ROOT, SPOOLD, tempDir } from './helpers.js';
+
+after(cleanup);
 
 function systemdAnalyze(): string {
   const found = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { encoding: 'utf8' }).stdout.trim();
@@ -23,7 +24,7 @@ function systemdAnalyze(): string {
 
 describe('systemd unit', () => {
   it('passes systemd-analyze verify with absolute paths, hardening and reload', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-unit-'));
+    const dir = tempDir('spoold-unit-');
     const spool = path.join(dir, 'spool');
     fs.mkdirSync(spool);
     const config = path.join(dir, 'spoold.json');
