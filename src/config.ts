@@ -4,6 +4,7 @@
  * nothing is silently replaced by a default.
  */
 import { readFileSync } from 'node:fs';
+import { SpoolError } from './errors.js';
 import { parseSigningSecrets, SigningSecretError } from './signing.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -166,8 +167,11 @@ export const RELOADABLE: readonly (keyof Config)[] = [
   'signingSecret', 'signingSecretFile', 'destinationSettings', 'signingKeys', 'bounceHook', 'bounceCommand', 'deadAfter', 'deadCoolOff', 'deadMaxCoolOff',
 ];
 
-export class ConfigError extends Error {
-  readonly code = 'SPOOL_ERR_CONFIG';
+export class ConfigError extends SpoolError {
+  constructor(message: string) {
+    super(message, 'SPOOL_ERR_CONFIG');
+    this.name = 'ConfigError';
+  }
 }
 
 type Value = string | number | boolean | string[];

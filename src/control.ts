@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
 import { Spool, streamDir, type Queue } from './layout.js';
+import { moveToIncoming } from './staging.js';
 import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
 
 export interface Located {
@@ -149,10 +150,6 @@ export function describe(m: Located, message: Record<string, unknown> | null): L
   };
 }
 
-export class NotFound extends Error {
-  readonly code = 'SPOOL_ERR_NOT_FOUND';
-}
-
 export interface ActionResult {
   done: string[];
   /** Ids not found in the queues the action applies to. */
@@ -216,16 +213,13 @@ export function requeue(spool: Spool, ids: readonly string[] | 'all', queues: re
     }
   }
   for (const m of targets) {
-    const to = spool.path('incoming', incomingName(m.id));
-    if (fs.existsSync(to)) {
-      r.refused.push({ id: m.id, reason: 'a message with this id is already in incoming/' });
-      continue;
-    }
-    if (moveIfPresent(m.path, to)) {
+    // Never in place of a fresh message with the same id (see staging.ts).
+    const moved = moveToIncoming(spool, m.path, m.id);
+    if (moved === 'moved') {
       dropSideRecord(spool, m);
       r.done.push(m.id);
     } else {
-      r.refused.push({ id: m.id, reason: 'claimed by the daemon meanwhile' });
+      r.refused.push({ id: m.id, reason: moved === 'taken' ? 'a message with this id is already in incoming/' : 'claimed by the daemon meanwhile' });
     }
   }
   return r;

@@ -12,13 +12,15 @@ import { notifyBounce } from './bounce-notice.js';
 import type { Metrics } from './metrics.js';
 import { publicSettings, RELOADABLE, type Config } from './config.js';
 import writeFileAtomic from 'write-file-atomic';
-import { Spool, SpoolError } from './layout.js';
+import { SpoolError } from './errors.js';
+import { Spool } from './layout.js';
 import { Leases, liveLeases } from './lease.js';
 import { acquireLock, lockHolder, type Lock } from './lock.js';
 import { createLogger, type Logger } from './log.js';
 import { QueueManager } from './queue-manager.js';
 import { countQueues, recoverActive, recoverPeers } from './recover.js';
 import { Sender } from './send.js';
+import { sweepTmp } from './staging.js';
 import { watchIncoming, type IncomingWatch } from './watch.js';
 
 /**
@@ -46,6 +48,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   // a single daemon's claims are (none can be running now); peers' claims
   // wait for their leases to expire.
   const recovered = recoverActive(spool, Date.now(), log, (owner) => !leases || owner === null);
+  sweep(spool, log);
   log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings: publicSettings(config) }, `spoold started on ${spool.root}`);
 
   let sender = new Sender(config);
@@ -80,6 +83,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
     manager.observer = metrics.observer;
   }
   const heartbeat = leases && setInterval(() => beat(spool, leases, manager, log), leases.interval);
+  const sweeper = setInterval(() => sweep(spool, log), SWEEP_INTERVAL_MS).unref();
 
   let stopping: Promise<number> | null = null;
   const stop = (signal: string): Promise<number> => {
@@ -92,6 +96,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
       await Promise.all(retiredSenders);
       await sender.close();
       if (heartbeat) clearInterval(heartbeat);
+      clearInterval(sweeper);
       lock?.release();
       leases?.release();
       log.info({ event: 'stopped' }, 'stopped');
@@ -177,6 +182,20 @@ function joinShared(spool: Spool, ttl: number, log: Logger): Leases {
   }
   log.info({ event: 'lease-taken', spool: spool.root, owner: leases.owner, leaseTtlMs: ttl }, `sharing the spool as ${leases.owner}`);
   return leases;
+}
+
+/** How often tmp/ is cleaned of what killed writers left there (see staging.ts). */
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
+/** A side path: a failure is logged and tried again at the next sweep, never fatal. */
+function sweep(spool: Spool, log: Logger): void {
+  try {
+    const r = sweepTmp(spool);
+    for (const { id, queue } of r.rescued) log.warn({ event: 'rescued', id, queue }, `found in tmp/ on its way back to incoming/ (a requeue was interrupted); put into ${queue}/`);
+    if (r.removed + r.twins > 0) log.info({ event: 'tmp-swept', removed: r.removed, twins: r.twins }, `removed ${r.removed + r.twins} file(s) left in tmp/ by writers that stopped`);
+  } catch (err) {
+    log.error({ event: 'sweep-failed', error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not clean tmp/; trying again later');
+  }
 }
 
 /** Renews our lease and recovers the claims of peers whose lease expired. */

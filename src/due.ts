@@ -28,8 +28,6 @@ export interface DueScan {
   nextDue: number | null;
   /** Stopped at `limit`: more may be due. */
   more: boolean;
-  /** Due entries were passed over because `skip` said so. */
-  skipped: boolean;
 }
 
 function rehome(spool: Spool, from: string, entry: Entry): void {
@@ -43,7 +41,7 @@ function rehome(spool: Spool, from: string, entry: Entry): void {
 }
 
 export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entry) => boolean = () => false): DueScan {
-  const result: DueScan = { due: [], nextDue: null, more: false, skipped: false };
+  const result: DueScan = { due: [], nextDue: null, more: false };
   const later = (t: number) => {
     if (result.nextDue === null || t < result.nextDue) result.nextDue = t;
   };
@@ -81,10 +79,7 @@ export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entr
         break;
       }
       // Asked only of entries that would be taken, so `skip` may count what it lets through.
-      if (skip(entry)) {
-        result.skipped = true;
-        continue;
-      }
+      if (skip(entry)) continue;
       result.due.push({ entry, path: path.join(dir, d.name) });
     }
     if (seen === 0 && start + BUCKET_MS <= now) {

@@ -1,12 +1,20 @@
 /**
  * The producer's side: put a message into incoming/ so that it is complete
- * under its final name or not there at all, and durable before the id is
- * returned.
+ * under its final name or not there at all, durable before the id is
+ * returned, and never in place of another message (see staging.ts).
  *
  * Each message is written whole and fsynced under a private name in tmp/
- * (same file system: the layout guarantees it), renamed into incoming/, and
+ * (same file system: the layout guarantees it), linked into incoming/ (which
+ * fails if the id is taken there, where a rename would replace), and
  * incoming/ itself is fsynced before the id is returned; without that last
  * step the new entry could vanish in a power cut.
+ *
+ * An id is unique in incoming/, atomically: of two producers racing with one
+ * id, exactly one is told SPOOL_ERR_EXISTS, and both messages stay whole. An
+ * id that has left incoming/ (claimed, deferred, held, bounced) is not looked
+ * for: that would read the whole backlog per message. A message enqueued
+ * again under such an id is a second message; both are delivered, with the
+ * same Idempotency-Key, so a receiver that drops repeats sees it once.
  *
  * Not write-file-atomic here (it replaces files in place, as leases do): per
  * call it resolves the real path, stats the target, then opens, writes,
@@ -18,9 +26,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import { SpoolError } from './errors.js';
 import { Spool } from './layout.js';
 import { validateMessage } from './message.js';
 import { incomingName, isValidId } from './names.js';
+import { publish, stage } from './staging.js';
 
 export interface MessageInput {
   url: string;
@@ -31,6 +41,8 @@ export interface MessageInput {
   expiresAt?: number | string;
   maxAge?: number | string;
   timeout?: number | string;
+  /** Messages with the same key are delivered one at a time, in the order they were written. */
+  orderingKey?: string;
   meta?: unknown;
 }
 
@@ -41,15 +53,8 @@ export interface EnqueueOptions {
   id?: string;
 }
 
-export class EnqueueError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-    this.name = 'EnqueueError';
-  }
-}
+/** The library's errors are the catalogue's (errors.ts); the name is kept for callers of 0.1. */
+export { SpoolError as EnqueueError };
 
 let lastIdTime = 0;
 let idCounter = 0;
@@ -64,39 +69,6 @@ export function newMessageId(now: number = Date.now()): string {
   idCounter = now === lastIdTime ? idCounter + 1 : 0;
   lastIdTime = now;
   return `${now.toString(36).padStart(9, '0')}-${idCounter.toString(36).padStart(3, '0')}-${randomBytes(6).toString('hex')}`;
-}
-
-export function fsyncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
-
-/**
- * Writes one message durably under a private name in tmp/ and returns that
- * name, ready to be renamed into incoming/. Open, write and close are
- * synchronous (tens of µs, where a thread-pool round trip costs more); only
- * the fsync, which waits on the device, goes to the thread pool, so parallel
- * writers still overlap their fsyncs. A failed write leaves nothing behind.
- */
-async function stage(spool: Spool, id: string, data: string): Promise<string> {
-  const file = spool.path('tmp', `${incomingName(id)}.${process.pid}.${randomBytes(4).toString('hex')}`);
-  const fd = fs.openSync(file, 'wx', 0o600);
-  try {
-    fs.writeSync(fd, data);
-    await fsyncFd(fd);
-  } catch (err) {
-    fs.rmSync(file, { force: true });
-    throw err;
-  } finally {
-    fs.closeSync(fd);
-  }
-  return file;
 }
 
 async function fsyncDirectoryAsync(dir: string): Promise<void> {
@@ -141,36 +113,36 @@ function syncDirectory(dir: string): Promise<void> {
   return next;
 }
 
-function checked(message: MessageInput, id: string | undefined, spool: Spool): { id: string; target: string } {
+function checked(message: MessageInput, id: string | undefined, spool: Spool): string {
   const v = validateMessage(message);
-  if (!v.ok) throw new EnqueueError(`invalid message: ${v.reason}`, 'SPOOL_ERR_BAD_MESSAGE');
+  if (!v.ok) throw new SpoolError(`invalid message: ${v.reason}`, 'SPOOL_ERR_BAD_MESSAGE');
   const mid = id ?? newMessageId();
-  if (!isValidId(mid)) throw new EnqueueError(`invalid id ${JSON.stringify(mid)}: letters, digits, '-', '_', '.', at most 128`, 'SPOOL_ERR_BAD_ID');
-  const target = spool.path('incoming', incomingName(mid));
-  // A rename would silently replace a message still waiting under this id.
-  if (fs.existsSync(target)) throw new EnqueueError(`message ${mid} is already in incoming/`, 'SPOOL_ERR_EXISTS');
-  return { id: mid, target };
+  if (!isValidId(mid)) throw new SpoolError(`invalid id ${JSON.stringify(mid)}: letters, digits, '-', '_', '.', at most 128`, 'SPOOL_ERR_BAD_ID');
+  // Early and cheap only: publish() is what makes the id unique.
+  if (fs.existsSync(spool.path('incoming', incomingName(mid)))) throw new SpoolError(`message ${mid} is already in incoming/`, 'SPOOL_ERR_EXISTS');
+  return mid;
 }
 
 function openSpoolFor(options: EnqueueOptions): Spool {
   const spool = new Spool(options.spool ?? process.env.SPOOL_DIR ?? './spool');
-  if (!fs.existsSync(spool.dir('incoming'))) throw new EnqueueError(`${spool.root} is not a spool (no incoming/)`, 'SPOOL_ERR_NOT_A_SPOOL');
+  if (!fs.existsSync(spool.dir('incoming'))) throw new SpoolError(`${spool.root} is not a spool (no incoming/)`, 'SPOOL_ERR_NOT_A_SPOOL');
   return spool;
 }
 
 /**
  * Validates the message, writes it durably into `<spool>/incoming/<id>.json`
- * and returns the id. Throws EnqueueError for an invalid message, an invalid
- * or taken id, or a missing spool; nothing is written then.
+ * and returns the id. Throws SpoolError for an invalid message, an invalid
+ * or taken id, a missing spool, or a write the file system refused (full,
+ * read-only: SPOOL_ERR_IO, the errno as its cause); nothing is written then.
  *
- * Durable on return: the file is fsynced in tmp/, renamed into incoming/,
+ * Durable on return: the file is fsynced in tmp/, linked into incoming/,
  * then incoming/ is fsynced (shared with concurrent calls, see syncDirectory).
  */
 export async function enqueue(message: MessageInput, options: EnqueueOptions = {}): Promise<string> {
   const spool = openSpoolFor(options);
-  const { id, target } = checked(message, options.id, spool);
+  const id = checked(message, options.id, spool);
   const staged = await stage(spool, id, JSON.stringify(message) + '\n');
-  fs.renameSync(staged, target);
+  publish(spool, staged, id);
   await syncDirectory(spool.dir('incoming'));
   return id;
 }
@@ -178,21 +150,46 @@ export async function enqueue(message: MessageInput, options: EnqueueOptions = {
 /**
  * Many messages at once, durability amortized: every message is checked
  * before anything is written; the files are written and fsynced in tmp/ in
- * parallel, renamed into incoming/ one by one, and incoming/ is fsynced once.
- * Returns the ids, in order, once all of them are durable. A crash half-way
- * leaves some messages in incoming/ (each complete) and stray files in tmp/,
- * never a partial message.
+ * parallel, linked into incoming/ one by one, and incoming/ is fsynced once.
+ * Returns the ids, in order, once all of them are durable.
+ *
+ * A failure before the first link (an invalid message, a full disk) writes
+ * nothing. An id taken by a concurrent producer at the last step fails that
+ * message alone: the others are published and made durable, and the
+ * SPOOL_ERR_EXISTS error lists them in `published`. A crash half-way leaves
+ * some messages in incoming/ (each complete), never a partial one.
  */
 export async function enqueueMany(items: readonly { message: MessageInput; id?: string }[], options: Omit<EnqueueOptions, 'id'> = {}): Promise<string[]> {
   const spool = openSpoolFor(options);
-  const planned = items.map((item) => checked(item.message, item.id, spool));
+  const ids = items.map((item) => checked(item.message, item.id, spool));
   const seen = new Set<string>();
-  for (const p of planned) {
-    if (seen.has(p.id)) throw new EnqueueError(`id ${p.id} is given twice`, 'SPOOL_ERR_EXISTS');
-    seen.add(p.id);
+  for (const id of ids) {
+    if (seen.has(id)) throw new SpoolError(`id ${id} is given twice`, 'SPOOL_ERR_EXISTS');
+    seen.add(id);
   }
-  const staged = await Promise.all(planned.map((p, i) => stage(spool, p.id, JSON.stringify(items[i]!.message) + '\n')));
-  for (let i = 0; i < planned.length; i++) fs.renameSync(staged[i]!, planned[i]!.target);
+  const results = await Promise.allSettled(ids.map((id, i) => stage(spool, id, JSON.stringify(items[i]!.message) + '\n')));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    for (const r of results) if (r.status === 'fulfilled') fs.rmSync(r.value, { force: true });
+    throw failed.reason;
+  }
+  const staged = results.map((r) => (r as PromiseFulfilledResult<string>).value);
+  const published: string[] = [];
+  let taken: SpoolError | null = null;
+  for (let i = 0; i < ids.length; i++) {
+    try {
+      publish(spool, staged[i]!, ids[i]!);
+      published.push(ids[i]!);
+    } catch (err) {
+      if (!(err instanceof SpoolError) || err.code !== 'SPOOL_ERR_EXISTS') {
+        for (const rest of staged.slice(i + 1)) fs.rmSync(rest, { force: true });
+        if (published.length > 0) await syncDirectory(spool.dir('incoming'));
+        throw Object.assign(err as Error, { published });
+      }
+      taken ??= err;
+    }
+  }
   await syncDirectory(spool.dir('incoming'));
-  return planned.map((p) => p.id);
+  if (taken) throw Object.assign(taken, { published });
+  return ids;
 }

@@ -16,6 +16,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { SpoolError } from './errors.js';
 import { bucketOf } from './names.js';
 
 export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced', 'ordered'] as const;
@@ -90,16 +91,6 @@ export class DirectoryPass {
   close(): void {
     this.handle?.closeSync();
     this.handle = null;
-  }
-}
-
-export class SpoolError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-    this.name = 'SpoolError';
   }
 }
 

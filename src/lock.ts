@@ -6,7 +6,7 @@
  * was reused after a reboot) is stale too, judged from /proc where there is one.
  */
 import fs from 'node:fs';
-import { SpoolError } from './layout.js';
+import { SpoolError } from './errors.js';
 
 /** Whether a pid on this host is a running spoold. */
 export function isAlive(pid: number): boolean {

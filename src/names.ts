@@ -193,3 +193,34 @@ export const REASON_SUFFIX = '.reason';
 export function reasonName(entryName: string): string {
   return entryName + REASON_SUFFIX;
 }
+
+/**
+ * Files in tmp/ named by spoold (everything else there is a producer's own
+ * staging, left to the age rule of staging.ts):
+ *
+ *   <id>.json.<pid>.<8 hex>           a message being produced (enqueue)
+ *   <id>.json.transit.<pid>.<8 hex>   a message on its way back to incoming/
+ *                                     (requeue): never deleted, always put back
+ *   .<anything>                       the daemon's own records being written
+ *
+ * The id comes first so that the staged twin of a message in incoming/ is
+ * found by its prefix; it may itself contain ".json.", so the name is split
+ * at the last one.
+ */
+export interface StagedName {
+  id: string;
+  transit: boolean;
+  pid: number;
+}
+
+const STAGED_PATTERN = /^(.+)\.json\.(transit\.)?(\d{1,10})\.[0-9a-f]{8}$/;
+
+export function formatStagedName(id: string, transit: boolean, pid: number, random: string): string {
+  return `${incomingName(id)}.${transit ? 'transit.' : ''}${pid}.${random}`;
+}
+
+export function parseStagedName(name: string): StagedName | null {
+  const m = STAGED_PATTERN.exec(name);
+  if (!m || !isValidId(m[1]!)) return null;
+  return { id: m[1]!, transit: m[2] !== undefined, pid: Number(m[3]) };
+}

@@ -27,10 +27,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
 import { streamDir, type Spool } from './layout.js';
 import { formatEntry, formatLineName, keyTag, parseLineName, type Entry } from './names.js';
 import { moveToDeferred } from './settle.js';
+import { writeRecord } from './staging.js';
 
 interface HeadRecord {
   id: string;
@@ -49,10 +49,14 @@ export function readHead(spool: Spool, tag: string): HeadRecord | null {
   }
 }
 
-/** Written before the head moves there: a crash in between leaves a stale record, never a lost key. */
+/**
+ * Written before the head moves there: a crash in between leaves a stale
+ * record, never a lost key. Fsynced: a record that came back empty after a
+ * power cut would let a second head of the key go out.
+ */
 export function writeHead(spool: Spool, tag: string, id: string, at: string): void {
   fs.mkdirSync(spool.lineDir(tag), { recursive: true, mode: 0o700 });
-  writeFileAtomic.sync(path.join(spool.lineDir(tag), HEAD), JSON.stringify({ id, path: path.relative(spool.root, at) }) + '\n', { mode: 0o600, fsync: false });
+  writeRecord(spool, path.join(spool.lineDir(tag), HEAD), JSON.stringify({ id, path: path.relative(spool.root, at) }) + '\n', true);
 }
 
 export function clearHead(spool: Spool, tag: string, id: string): void {

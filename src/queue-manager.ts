@@ -26,6 +26,7 @@ import { describeErrorToken, destinationTag, formatEntry, isTrustedTag, parseInc
 import { KeyLines } from './ordering.js';
 import { readMessage, SETTLE_MS } from './read.js';
 import type { Sender } from './send.js';
+import { dropStagedTwin } from './staging.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
 
 const BUSY_RESCAN_MS = 50;
@@ -426,7 +427,7 @@ export class QueueManager {
     this.heldIds.add(entry.id);
     let read: ReturnType<typeof readMessage>;
     try {
-      read = readMessage(claimed.path, this.config.maxSize);
+      read = readMessage(claimed.path, this.config.maxSize, Date.now(), (st) => dropStagedTwin(this.spool, entry.id, st));
     } catch (err) {
       // Out of file descriptors, an I/O error: the host's trouble. Back to
       // deferred, no attempt spent, and a loud line.

@@ -39,7 +39,11 @@ function describeType(st: fs.Stats): string {
   return 'not a regular file';
 }
 
-export function readMessage(file: string, maxSize: number, now: number = Date.now()): ReadResult {
+/**
+ * `dropTwin`: asked about a file with a second name; true when that name was
+ * its own staged twin in tmp/ and is gone now (see staging.ts).
+ */
+export function readMessage(file: string, maxSize: number, now: number = Date.now(), dropTwin: (st: fs.Stats) => boolean = () => false): ReadResult {
   let fd: number;
   try {
     fd = fs.openSync(file, OPEN_FLAGS);
@@ -53,13 +57,18 @@ export function readMessage(file: string, maxSize: number, now: number = Date.no
     throw err;
   }
   try {
-    const st = fs.fstatSync(fd);
+    let st = fs.fstatSync(fd);
     if (!st.isFile()) return { kind: 'invalid', reason: `${describeType(st)}: not a regular file` };
     // A second name means the content lives on elsewhere too (a hard link to a
-    // file outside the spool): never read. Producers rename; they do not link.
+    // file outside the spool): never read. The one exception is the message's
+    // own staged name in tmp/, left by a producer stopped between its link and
+    // its unlink.
+    if (st.nlink > 1 && dropTwin(st)) st = fs.fstatSync(fd);
     if (st.nlink > 1) return { kind: 'invalid', reason: `has ${st.nlink} hard links: not read` };
     if (st.size > maxSize) return { kind: 'invalid', reason: `${st.size} bytes: over the size limit of ${maxSize}` };
-    const unsettled = now - st.mtimeMs < SETTLE_MS;
+    // Written to just now (by either clock's reckoning): maybe still being
+    // written. A time far in the future is not "just now": the wait is bounded.
+    const unsettled = Math.abs(now - st.mtimeMs) < SETTLE_MS;
     // Read to end of file, not to st.size: a file that grew after fstat is
     // caught by the size limit instead of being sent truncated.
     let buf = Buffer.allocUnsafe(Math.min(maxSize + 1, st.size + 4096));

@@ -13,17 +13,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
+import { SpoolError } from './errors.js';
 import type { Spool } from './layout.js';
 import { bucketOf, formatEntry, reasonName, type Entry } from './names.js';
+import { writeRecord } from './staging.js';
 
-export class MoveError extends Error {
-  readonly code = 'SPOOL_ERR_MOVE';
+export class MoveError extends SpoolError {
   constructor(
     readonly id: string,
     readonly queue: string,
     cause: unknown,
   ) {
-    super(`message ${id}: move to ${queue}/ failed: ${(cause as Error).message}`, { cause });
+    super(`message ${id}: move to ${queue}/ failed: ${(cause as Error).message}`, 'SPOOL_ERR_MOVE', { cause });
   }
 }
 
@@ -69,16 +70,16 @@ export interface BounceRecord {
 }
 
 /**
- * The reason record is made first (written whole in tmp/, renamed into
- * bounced/); then the message follows. A crash between the two leaves an
- * orphan record, never a message without its queue.
+ * The reason record is made first (written whole and fsynced in tmp/,
+ * renamed into bounced/); then the message follows. A crash between the two
+ * leaves an orphan record, never a message without its queue; a power cut
+ * after the move leaves the record whole (a bounce is rare: its fsync costs
+ * little), where without the fsync it could come back empty.
  */
 export function moveToBounced(spool: Spool, from: string, entry: Entry, record: BounceRecord): string {
   const name = formatEntry(entry);
   try {
-    const tmp = spool.path('tmp', `.${reasonName(name)}.${process.pid}`);
-    fs.writeFileSync(tmp, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
-    fs.renameSync(tmp, spool.path('bounced', reasonName(name)));
+    writeRecord(spool, spool.path('bounced', reasonName(name)), JSON.stringify(record, null, 2) + '\n', true);
     moveIfPresent(from, spool.path('bounced', name));
   } catch (err) {
     throw new MoveError(entry.id, 'bounced', err);

@@ -27,11 +27,13 @@ import {
   type ActionResult,
   type Located,
 } from '../control.js';
-import { isQueue, QUEUES, SpoolError, type Queue } from '../layout.js';
+import { SpoolError } from '../errors.js';
+import { isQueue, QUEUES, type Queue } from '../layout.js';
 import { progress, type Progress } from '../progress.js';
 import { formatRelative } from '../units.js';
 
 class UsageError extends Error {}
+const USAGE_CODES = new Set(['SPOOL_ERR_BAD_MESSAGE', 'SPOOL_ERR_BAD_ID', 'SPOOL_ERR_NOT_A_SPOOL', 'SPOOL_ERR_CONFIG']);
 class NotFoundError extends Error {
   constructor(id: string) {
     super(`${id}: not found`);
@@ -327,24 +329,11 @@ function makeProgram(): Command {
           throw new UsageError(`${file ?? 'standard input'} is not valid JSON`);
         }
       }
-      const { enqueue, EnqueueError } = await import('../enqueue.js');
-      try {
-        out(await enqueue(message as never, { spool: spoolDir(opts), ...(opts.id && { id: opts.id }) }));
-      } catch (err) {
-        if (err instanceof EnqueueError) throw new UsageError(err.message);
-        throw err;
-      }
+      const { enqueue } = await import('../enqueue.js');
+      out(await enqueue(message as never, { spool: spoolDir(opts), ...(opts.id && { id: opts.id }) }));
     });
 
   return program;
-}
-
-function safeOrigin(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return '-';
-  }
 }
 
 async function main(): Promise<void> {
@@ -381,7 +370,8 @@ async function main(): Promise<void> {
       process.exitCode = 2;
     } else if (err instanceof SpoolError) {
       process.stderr.write(`spoolctl: ${err.message}\n`);
-      process.exitCode = 2;
+      // What the caller gave is wrong (2), or the spool said no (1).
+      process.exitCode = USAGE_CODES.has(err.code) ? 2 : 1;
     } else {
       const e = err as NodeJS.ErrnoException;
       process.stderr.write(`spoolctl: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);

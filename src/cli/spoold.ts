@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, DEFAULTS, readConfigFile, resolveConfig, SETTINGS, type Config } from '../config.js';
-import { SpoolError } from '../layout.js';
+import { SpoolError } from '../errors.js';
 
 function defaultText(key: keyof Config): string {
   const v = DEFAULTS[key];

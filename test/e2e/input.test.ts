@@ -126,6 +126,17 @@ describe('bad input', () => {
     assert.equal(sent[0]!.body, 'first half and second half');
   });
 
+  it('does not wait for ever on a broken file whose time is in the future', async () => {
+    const tmp = path.join(spool, 'tmp', 'future.json');
+    fs.writeFileSync(tmp, '{"url": "http://127.0.0.1:1/x",');
+    const tomorrow = Date.now() / 1000 + 86_400;
+    fs.utimesSync(tmp, tomorrow, tomorrow);
+    fs.renameSync(tmp, path.join(spool, 'incoming', 'future.json'));
+    await daemon.waitEvent('bounced', 'future', 3000);
+    assert.match(reasonOf('future'), /not valid JSON/);
+    assert.deepEqual(daemon.events('not-settled', 'future'), [], 'never taken for a file being written');
+  });
+
   it('keeps nothing in active/ and loses nothing: every message is delivered or bounced', async () => {
     await waitFor('active/ empty', () => idsIn(spool, 'active').length === 0);
     const bounced = idsIn(spool, 'bounced');

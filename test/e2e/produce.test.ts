@@ -3,10 +3,11 @@
  * the operator's minimum: list --json, flush, requeue, with the daemon running.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, drop, idsIn, ROOT, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+import { cleanup, drop, ensureSpoolDirs, idsIn, ROOT, SPOOLCTL, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
 after(cleanup);
 
@@ -66,6 +67,45 @@ describe('producing', () => {
     const notJson = spoolctl(['enqueue', '-', '--spool', spool], { input: 'hello' });
     assert.equal(notJson.status, 2);
     assert.match(notJson.stderr, /not valid JSON/);
+  });
+});
+
+describe('producing on a file system that says no', () => {
+  it('a write cut short (file size limit, as a full disk does) is an error, and leaves nothing in incoming/ or tmp/', () => {
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    const message = JSON.stringify({ url: 'http://127.0.0.1:1/x', body: 'x'.repeat(60_000) });
+    // The kernel writes the first 4 KiB, then refuses (EFBIG): the short write a nearly full disk gives.
+    const r = spawnSync('sh', ['-c', `trap "" XFSZ; ulimit -f 8; exec "$@"`, 'sh', process.execPath, SPOOLCTL, 'enqueue', '-', '--spool', spool], { input: message, encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    assert.match(r.stderr, /not written: EFBIG/);
+    assert.deepEqual(fs.readdirSync(path.join(spool, 'incoming')), []);
+    assert.deepEqual(fs.readdirSync(path.join(spool, 'tmp')), []);
+  });
+
+  it('delivers a message whose producer died between its link and its unlink, and puts back one a requeue left in tmp/', async () => {
+    const sink = await startSink((_req, res) => res.end('ok'));
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    const staged = path.join(spool, 'tmp', 'linked.json.4242.0badcafe');
+    fs.writeFileSync(staged, JSON.stringify({ url: `${sink.url}/linked` }));
+    fs.linkSync(staged, path.join(spool, 'incoming', 'linked.json'));
+    const transit = path.join(spool, 'tmp', 'in-transit.json.transit.4242.0badcafe');
+    fs.writeFileSync(transit, JSON.stringify({ url: `${sink.url}/transit` }));
+    const old = Date.now() / 1000 - 3600;
+    fs.utimesSync(transit, old, old);
+    const daemon = await startDaemon(spool);
+    try {
+      await daemon.waitEvent('delivered', 'linked');
+      await daemon.waitEvent('delivered', 'in-transit');
+      assert.equal(daemon.events('rescued', 'in-transit').length, 1);
+      assert.deepEqual(daemon.events('bounced'), []);
+      assert.deepEqual(fs.readdirSync(path.join(spool, 'tmp')), []);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
   });
 });
 
