@@ -14,19 +14,20 @@ after(cleanup);
 describe('spoolctl', () => {
   it('hold keeps a message untouched past its retry time; release lets it go with its attempts', async () => {
     let healthy = false;
-    const sink = await startSink((_req, res) => res.writeHead(healthy ? 200 : 503).end());
+    // The retry is 2 s away: time enough for spoolctl to hold it first, however loaded the machine.
+    const sink = await startSink((_req, res) => (healthy ? res.end() : res.writeHead(503, { 'retry-after': '2' }).end()));
     const spool = tempSpool();
     const daemon = await startDaemon(spool, ['--min-backoff', '500ms', '--max-backoff', '500ms']);
     try {
       drop(spool, 'held-1', { url: `${sink.url}/x` });
       drop(spool, 'other', { url: `${sink.url}/x` });
-      await daemon.waitEvent('deferred', 'held-1');
+      const deferred = await daemon.waitEvent('deferred', 'held-1');
       const held = spoolctl(['hold', 'held-1', '--spool', spool]);
       assert.equal(held.status, 0, held.stderr);
       assert.deepEqual(idsIn(spool, 'hold'), ['held-1']);
       healthy = true;
       await daemon.waitEvent('delivered', 'other', 5000);
-      await sleep(1500); // three retry periods
+      await sleep(Date.parse(String(deferred.nextAttemptAt)) - Date.now() + 1000); // well past its retry time
       assert.equal(sink.byId('held-1').length, 1, 'a held message is never sent');
       assert.deepEqual(idsIn(spool, 'hold'), ['held-1']);
       const listed = JSON.parse(spoolctl(['list', '--json', '--queue', 'hold', '--spool', spool]).stdout) as { id: string; attempts: number }[];
