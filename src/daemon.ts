@@ -158,7 +158,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
 }
 
 function lockAlone(spool: Spool, log: Logger): Lock {
-  const lock = acquireLock(spool.lockPath);
+  const lock = acquireLock(spool.root, spool.dir('tmp'));
   // Shared daemons write their lease before looking for the lock, and this
   // one takes the lock before looking for leases: of two starting at once,
   // at least one sees the other.
@@ -175,7 +175,7 @@ function lockAlone(spool: Spool, log: Logger): Lock {
 function joinShared(spool: Spool, ttl: number, log: Logger): Leases {
   const leases = new Leases(spool, ttl);
   leases.renew();
-  const holder = lockHolder(spool.lockPath);
+  const holder = lockHolder(spool.root);
   if (holder !== null) {
     leases.release();
     throw new SpoolError(`a spoold without --shared (pid ${holder}) holds this spool; stop it, or start every daemon on it with --shared`, 'SPOOL_ERR_LOCKED');

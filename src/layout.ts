@@ -134,10 +134,6 @@ export class Spool {
     return path.join(this.root, 'destinations.json');
   }
 
-  get lockPath(): string {
-    return path.join(this.root, 'spoold.pid');
-  }
-
   /**
    * Creates missing folders (0700: messages carry credentials) and checks that
    * all of them are on one file system, so every move is an atomic rename.

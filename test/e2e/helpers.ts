@@ -210,6 +210,14 @@ export function drop(spool: string, id: string, message: unknown): void {
   fs.renameSync(tmp, path.join(spool, 'incoming', `${id}.json`));
 }
 
+/** The spool's lock as the daemon left it (see src/lock.ts): the highest generation's holder, or null. */
+export function lockState(spool: string): { pid: number; released: boolean } | null {
+  const top = fs.readdirSync(spool).filter((n) => /^spoold\.lock\.\d+$/.test(n)).sort((a, b) => Number(a.slice(12)) - Number(b.slice(12))).at(-1);
+  if (!top) return null;
+  const m = /^(released )?(\d+)/.exec(fs.readFileSync(path.join(spool, top), 'utf8'));
+  return m ? { pid: Number(m[2]), released: m[1] !== undefined } : null;
+}
+
 /** Every file under a queue folder (deferred/ buckets included), by name. */
 export function filesIn(spool: string, queue: string): string[] {
   const names: string[] = [];

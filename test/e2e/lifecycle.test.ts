@@ -3,11 +3,11 @@
  * SIGTERM while sending, the one-daemon-per-spool lock.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { asNobody, cleanup, drop, ensureSpoolDirs, idsIn, sleep, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+import { asNobody, cleanup, drop, ensureSpoolDirs, idsIn, lockState, ROOT, sleep, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -96,7 +96,7 @@ describe('lifecycle', () => {
       assert.deepEqual(idsIn(spool, 'active'), [], 'nothing stranded in active/');
       const left = [...idsIn(spool, 'incoming'), ...idsIn(spool, 'deferred')];
       assert.equal(left.length, 4, 'the rest wait on disk');
-      assert.equal(fs.existsSync(path.join(spool, 'spoold.pid')), false, 'lock released');
+      assert.equal(lockState(spool)?.released, true, 'lock released');
     } finally {
       await sink.close();
     }
@@ -124,7 +124,7 @@ describe('lifecycle', () => {
     await daemon.waitEvent('lock-taken');
     const exit = await daemon.stop('SIGTERM');
     assert.equal(exit.code, 0, daemon.stderr);
-    assert.equal(fs.existsSync(path.join(spool, 'spoold.pid')), false, 'lock released');
+    assert.equal(lockState(spool)?.released, true, 'lock released');
   });
 
   it('refuses a second daemon on the same spool, and takes over a lock left by a killed one', async () => {
@@ -137,7 +137,7 @@ describe('lifecycle', () => {
     } finally {
       await first.stop('SIGKILL');
     }
-    assert.ok(fs.existsSync(path.join(spool, 'spoold.pid')), 'a killed daemon leaves its lock');
+    assert.equal(lockState(spool)?.released, false, 'a killed daemon leaves its lock');
     const third = await startDaemon(spool);
     try {
       assert.equal(third.events('lock-taken').length, 1);
@@ -145,6 +145,46 @@ describe('lifecycle', () => {
     } finally {
       await third.stop();
     }
+  });
+
+  it('of several starting at once over a dead daemon\'s lock, exactly one takes it', async () => {
+    // The lock alone, raced by small processes released at one instant: a daemon
+    // start spreads them over tens of ms, these over microseconds.
+    const racer = `
+      const [root, at] = process.argv.slice(1);
+      const { acquireLock } = await import(${JSON.stringify(path.join(ROOT, 'dist/lock.js'))});
+      while (Date.now() < Number(at)) {}
+      let won = false;
+      try { acquireLock(root, root + '/tmp'); won = true; } catch (e) { if (e.code !== 'SPOOL_ERR_LOCKED') throw e; }
+      console.log(won ? 'won' : 'lost');
+      // Alive, holding whatever it took, until every racer has answered.
+      process.stdin.resume();
+      await new Promise((r) => process.stdin.on('end', r));`;
+    let rounds = 0;
+    const winners: number[] = [];
+    for (; rounds < 12; rounds++) {
+      const spool = tempSpool();
+      ensureSpoolDirs(spool);
+      fs.writeFileSync(path.join(spool, 'spoold.lock.7'), '999998 42\n'); // held by a daemon that is gone
+      const at = Date.now() + 200;
+      const children = Array.from({ length: 5 }, () => spawn(process.execPath, ['--input-type=module', '-e', racer, spool, String(at)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+      const runs = await Promise.all(
+        children.map((child) => {
+          let out = '';
+          return new Promise<string>((resolve) => {
+            child.stdout.on('data', (c: Buffer) => {
+              out += c.toString('utf8');
+              if (out.includes('\n')) resolve(out.trim());
+            });
+            child.on('exit', () => resolve(out.trim()));
+          });
+        }),
+      );
+      for (const child of children) child.stdin.end();
+      await Promise.all(children.map((child) => new Promise((r) => (child.exitCode === null ? child.on('exit', r) : r(null)))));
+      winners.push(runs.filter((r) => r === 'won').length);
+    }
+    assert.deepEqual(winners, new Array(rounds).fill(1), 'one winner per round');
   });
 
   it('out of file descriptors, retries messages instead of bouncing them, and gets them all through', async () => {

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
+import { ensureSpoolDirs, lockState, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
 import { countingSink, quickDrop, snapshot, sleep, type Outcome } from './common.js';
 
 export async function crashLoop(opts: { messages: number; kills: number; failShare: number }): Promise<Outcome> {
@@ -45,11 +45,8 @@ export async function crashLoop(opts: { messages: number; kills: number; failSha
   // Its signal handlers are in place once it holds the lock: a SIGTERM before
   // Node has even loaded spoold would meet Node's default action instead.
   const lockedBy = () => {
-    try {
-      return Number(fs.readFileSync(path.join(spool, 'spoold.pid'), 'utf8'));
-    } catch {
-      return 0;
-    }
+    const held = lockState(spool);
+    return held && !held.released ? held.pid : 0;
   };
   await waitFor('lock taken', () => lockedBy() === daemon!.child.pid, 10_000, 20).catch(() => undefined);
   const exit = await daemon.stop('SIGTERM');
