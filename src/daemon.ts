@@ -109,13 +109,15 @@ export async function runDaemon(load: () => Config): Promise<number> {
   // SIGHUP: settle the configuration again and apply it to what comes next;
   // requests in flight finish on the connections they have.
   const reload = (): void => {
-    let next: Config;
     try {
-      next = load();
+      applyReload();
     } catch (err) {
+      // A side path: the running settings stay, delivery goes on.
       log.error({ event: 'config-reload-failed', error: (err as Error).message }, `configuration not reloaded: ${(err as Error).message}`);
-      return;
     }
+  };
+  const applyReload = (): void => {
+    const next = load();
     const same = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);
     const changed = Object.fromEntries(RELOADABLE.filter((k) => !same(next[k], config[k])).map((k) => [k, next[k]]));
     const fixed = (Object.keys(next) as (keyof Config)[]).filter((k) => !RELOADABLE.includes(k) && !same(next[k], config[k]));

@@ -18,6 +18,7 @@ import type { Logger } from './log.js';
 import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName } from './names.js';
 import type { DeliveryObserver, QueueManager } from './queue-manager.js';
 import { StatusPage } from './status-page.js';
+import { errnoOf } from './errors.js';
 
 const RECOUNT_MIN_MS = 10_000;
 
@@ -193,7 +194,8 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     },
   };
 
-  await recount();
+  // Counted in the background: a spool that cannot be counted now must not keep the daemon from starting.
+  recount().catch((err: Error) => log.warn({ event: 'metrics-recount-failed', error: err.message }, 'could not count the queues'));
   const timer = setInterval(() => {
     if (Date.now() - lastRecount >= Math.max(RECOUNT_MIN_MS, 20 * lastDuration)) recount().catch((err: Error) => log.warn({ event: 'metrics-recount-failed', error: err.message }, 'could not count the queues'));
   }, 1000);
@@ -201,14 +203,27 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
 
   const [host, port] = splitAddress(bind);
   let statusPage: StatusPage | null = null;
+  // The HTTP side must never stop delivery: whatever a request meets (a
+  // spool folder gone, EMFILE, EACCES) is answered 500 and logged, and the
+  // daemon goes on.
+  const failed = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown) => {
+    log.error({ event: 'http-error', path: (req.url ?? '').split('?')[0], error: errnoOf(err) ?? String(err), message: (err as Error).message }, `status page or metrics request failed: ${(err as Error).message}`);
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end(`error: ${errnoOf(err) ?? (err as Error).message}\n`);
+  };
   const server = http.createServer((req, res) => {
-    if (statusPage?.handle(req, res)) return;
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') return res.writeHead(404).end('not found\n');
-    registry.metrics().then(
-      (text: string) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-    );
+    try {
+      if (statusPage?.handle(req, res, (err) => failed(req, res, err))) return;
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') return void res.writeHead(404).end('not found\n');
+      registry.metrics().then(
+        (text: string) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: unknown) => failed(req, res, err),
+      );
+    } catch (err) {
+      failed(req, res, err);
+    }
   });
+  server.on('clientError', (_err, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

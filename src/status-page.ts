@@ -91,8 +91,8 @@ export class StatusPage {
     return host === this.address || host === `localhost:${port}`;
   }
 
-  /** Handles the page's routes; false for anything else. */
-  handle(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+  /** Handles the page's routes; false for anything else. `fail` answers an error met later, in a callback. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, fail: (err: unknown) => void): boolean {
     const url = (req.url ?? '/').split('?')[0];
     if (url !== '/' && !url!.startsWith('/api/')) return false;
     if (!this.hostAllowed(req)) {
@@ -105,11 +105,12 @@ export class StatusPage {
       return true;
     }
     if (req.method === 'GET' && url === '/api/status') {
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(this.status()));
+      const body = JSON.stringify(this.status());
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
       return true;
     }
     if (req.method === 'POST' && (url === '/api/requeue' || url === '/api/delete')) {
-      this.action(req, res, url === '/api/requeue' ? 'requeue' : 'delete');
+      this.action(req, res, url === '/api/requeue' ? 'requeue' : 'delete', fail);
       return true;
     }
     res.writeHead(404).end();
@@ -142,7 +143,7 @@ export class StatusPage {
     };
   }
 
-  private action(req: http.IncomingMessage, res: http.ServerResponse, what: 'requeue' | 'delete'): void {
+  private action(req: http.IncomingMessage, res: http.ServerResponse, what: 'requeue' | 'delete', fail: (err: unknown) => void): void {
     const refuse = (status: number, why: string) => {
       this.log.warn({ event: 'status-action-refused', action: what, why, origin: req.headers.origin ?? null }, `status page ${what} refused: ${why}`);
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: why }));
@@ -161,20 +162,29 @@ export class StatusPage {
       body += c.toString('utf8');
       if (body.length > 4096) req.destroy();
     });
+    req.on('error', fail);
     req.on('end', () => {
-      let id: unknown;
       try {
-        id = (JSON.parse(body) as { id?: unknown }).id;
-      } catch {
-        return refuse(400, 'not JSON');
+        this.act(res, what, body, refuse);
+      } catch (err) {
+        fail(err);
       }
-      if (typeof id !== 'string') return refuse(400, 'no id');
-      const result = what === 'requeue' ? requeue(this.spool, [id], ['bounced']) : remove(this.spool, locate(this.spool, id, ['bounced']));
-      const done = result.done.includes(id);
-      this.log.info({ event: `status-${what}`, id, queue: 'bounced', done }, `${what} from the status page: ${done ? 'done' : 'not found'}`);
-      if (done) this.manager.dueChanged();
-      res.writeHead(done ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ id, done }));
     });
+  }
+
+  private act(res: http.ServerResponse, what: 'requeue' | 'delete', body: string, refuse: (status: number, why: string) => void): void {
+    let id: unknown;
+    try {
+      id = (JSON.parse(body) as { id?: unknown }).id;
+    } catch {
+      return refuse(400, 'not JSON');
+    }
+    if (typeof id !== 'string') return refuse(400, 'no id');
+    const result = what === 'requeue' ? requeue(this.spool, [id], ['bounced']) : remove(this.spool, locate(this.spool, id, ['bounced']));
+    const done = result.done.includes(id);
+    this.log.info({ event: `status-${what}`, id, queue: 'bounced', done }, `${what} from the status page: ${done ? 'done' : 'not found'}`);
+    if (done) this.manager.dueChanged();
+    res.writeHead(done ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ id, done }));
   }
 }
 

@@ -3,6 +3,8 @@
  * against what the sink saw.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { cleanup, drop, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
@@ -74,6 +76,32 @@ describe('metrics', () => {
     assert.equal(m.get('spoold_oldest_due_seconds'), 0);
     assert.ok((m.get('spoold_process_resident_memory_bytes') ?? 0) > 0, 'process metrics too');
 
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  it('answers 500 when the spool fails it (a queue folder replaced by a file), and goes on delivering', async () => {
+    const sink = await startSink();
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0']);
+    const address = String((await daemon.waitEvent('metrics-listening')).address);
+    const deferred = path.join(spool, 'deferred');
+    fs.renameSync(deferred, `${deferred}.away`);
+    fs.writeFileSync(deferred, 'not a folder');
+    try {
+      const status = await fetch(`http://${address}/api/status`, { headers: { host: address } });
+      assert.equal(status.status, 500);
+      assert.match(await status.text(), /ENOTDIR/);
+      await daemon.waitEvent('http-error');
+      const page = await fetch(`http://${address}/metrics`);
+      assert.ok([200, 500].includes(page.status));
+      await page.text();
+      assert.equal(daemon.child.exitCode, null, 'the daemon is still up');
+    } finally {
+      fs.rmSync(deferred);
+      fs.renameSync(`${deferred}.away`, deferred);
+    }
+    drop(spool, 'after', { url: `${sink.url}/x` });
+    await daemon.waitEvent('delivered', 'after');
     assert.equal((await daemon.stop()).code, 0);
   });
 
