@@ -8,7 +8,7 @@
  * daemons claim from one spool, and each heartbeat recovers the claims of
  * peers whose lease expired.
  */
-import { notifyBounce } from './bounce-notice.js';
+import { Outbox } from './notices.js';
 import type { Metrics } from './metrics.js';
 import { publicSettings, RELOADABLE, type Config } from './config.js';
 import writeFileAtomic from 'write-file-atomic';
@@ -18,7 +18,7 @@ import { Leases, liveLeases } from './lease.js';
 import { acquireLock, lockHolder, type Lock } from './lock.js';
 import { createLogger, type Logger } from './log.js';
 import { QueueManager } from './queue-manager.js';
-import { countQueues, recoverActive, recoverPeers } from './recover.js';
+import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from './recover.js';
 import { Sender } from './send.js';
 import { sweepTmp } from './staging.js';
 import { watchIncoming, type IncomingWatch } from './watch.js';
@@ -49,6 +49,12 @@ export async function runDaemon(load: () => Config): Promise<number> {
   // wait for their leases to expire.
   const recovered = recoverActive(spool, Date.now(), log, (owner) => !leases || owner === null);
   sweep(spool, log);
+  try {
+    const orphans = dropOrphanReasons(spool);
+    if (orphans > 0) log.info({ event: 'orphans-removed', queue: 'bounced', count: orphans }, `removed ${orphans} reason record(s) whose message had left bounced/`);
+  } catch (err) {
+    log.warn({ event: 'sweep-failed', queue: 'bounced', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not look for orphan reason records');
+  }
   log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings: publicSettings(config) }, `spoold started on ${spool.root}`);
 
   let sender = new Sender(config);
@@ -63,12 +69,10 @@ export async function runDaemon(load: () => Config): Promise<number> {
     }
   };
   manager.onDestinationsChanged();
-  const notices = new Set<Promise<void>>();
-  manager.onBounced = (record) => {
-    if (!config.bounceHook && !config.bounceCommand) return;
-    const p = notifyBounce(spool.root, record, { url: config.bounceHook, command: config.bounceCommand }, log).finally(() => notices.delete(p));
-    notices.add(p);
-  };
+  // Notices left by a daemon that was killed before they went out go now.
+  const outbox = new Outbox(spool, () => ({ url: config.bounceHook, command: config.bounceCommand }), log);
+  manager.onBounced = () => outbox.kick();
+  outbox.kick();
   let metrics: Metrics | null = null;
   if (config.metrics) {
     // Loaded only when asked for: prom-client is not needed otherwise.
@@ -91,7 +95,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
       log.info({ event: 'stopping', signal }, `received ${signal}; finishing requests in flight`);
       await watcher?.close();
       await manager.stop(config.shutdownGrace);
-      await Promise.all(notices);
+      await outbox.stop();
       await metrics?.close();
       await Promise.all(retiredSenders);
       await sender.close();

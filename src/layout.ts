@@ -10,6 +10,7 @@
  *              key: ordered/<key tag>/<sequence>+<name>, and <key tag>/.head
  *   tmp/       producers' staging area (write here, then rename into incoming/)
  *   leases/    one heartbeat file per daemon sharing the spool (--shared)
+ *   notices/   bounce notices not sent yet (see notices.ts)
  *
  * Every state change is a rename between these folders, which is atomic only
  * within one file system: start-up refuses a spool whose folders straddle two.
@@ -23,7 +24,7 @@ export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced', 'ord
 /** The queues every spool has had from the start (ordered/ came later and is made at the next daemon start). */
 const CORE_QUEUES: readonly Queue[] = ['incoming', 'active', 'deferred', 'hold', 'bounced'];
 export type Queue = (typeof QUEUES)[number];
-export const FOLDERS = [...QUEUES, 'tmp', 'leases'] as const;
+export const FOLDERS = [...QUEUES, 'tmp', 'leases', 'notices'] as const;
 export type Folder = (typeof FOLDERS)[number];
 
 export function isQueue(name: string): name is Queue {

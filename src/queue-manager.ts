@@ -23,6 +23,7 @@ import { DirectoryPass, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import type { Message } from './message.js';
 import { describeErrorToken, destinationTag, formatEntry, isTrustedTag, parseIncomingName, type Entry } from './names.js';
+import { announces, writeNotice } from './notices.js';
 import { KeyLines } from './ordering.js';
 import { readMessage, SETTLE_MS } from './read.js';
 import type { Sender } from './send.js';
@@ -739,14 +740,15 @@ export class QueueManager {
       ...(url && { url }),
     };
     const bounced: Entry = { ...entry, time: now, lastError };
-    this.move(entry.id, 'bounced', () => moveToBounced(this.spool, claimed.path, bounced, record));
+    const announce = announces({ url: this.config.bounceHook, command: this.config.bounceCommand }, entry.id) ? (name: string) => writeNotice(this.spool, name, record) : undefined;
+    this.move(entry.id, 'bounced', () => moveToBounced(this.spool, claimed.path, bounced, record, announce));
     this.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
     this.observer?.outcome('bounced', url ? new URL(url).origin : '-', ms === undefined ? {} : { ms });
     this.lines.done(entry.id);
     this.onBounced(record);
   }
 
-  /** Told of every bounce once its record is in bounced/ (the bounce hook). */
+  /** Told of every bounce once its record is in bounced/ (its notice, if any, is in the outbox). */
   onBounced: (record: BounceRecord) => void = () => undefined;
 
   /** A failed move leaves the message where it is (still safe) and is retried on each tick. */

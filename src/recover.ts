@@ -10,7 +10,7 @@ import { streamDir, type Spool } from './layout.js';
 import type { Logger } from './log.js';
 import { leaseOwners, type Leases } from './lease.js';
 import { repointHeads } from './ordering.js';
-import { parseActiveName, parseEntry, parseIncomingName, type Entry } from './names.js';
+import { parseActiveName, parseEntry, parseIncomingName, REASON_SUFFIX, type Entry } from './names.js';
 import { moveToDeferred } from './settle.js';
 
 /**
@@ -66,6 +66,23 @@ export function recoverPeers(spool: Spool, leases: Leases, now: number, log: Log
     log.warn({ event: 'peer-dead', owner }, `daemon ${owner} stopped renewing its lease; its claims are delivered by the others`);
   }
   return recovered;
+}
+
+/**
+ * Reason records whose message is gone from bounced/: a delete or requeue
+ * (or a bounce) was killed between its two steps. Removed; O(bounced), so at
+ * start only. Returns how many.
+ */
+export function dropOrphanReasons(spool: Spool): number {
+  let dropped = 0;
+  for (const d of streamDir(spool.dir('bounced'))) {
+    if (!d.name.endsWith(REASON_SUFFIX)) continue;
+    const message = spool.path('bounced', d.name.slice(0, -REASON_SUFFIX.length));
+    if (fs.existsSync(message)) continue;
+    fs.rmSync(spool.path('bounced', d.name), { force: true });
+    dropped++;
+  }
+  return dropped;
 }
 
 /** Messages per queue, counted from names (for the start-up summary). */

@@ -76,10 +76,12 @@ export interface BounceRecord {
  * after the move leaves the record whole (a bounce is rare: its fsync costs
  * little), where without the fsync it could come back empty.
  */
-export function moveToBounced(spool: Spool, from: string, entry: Entry, record: BounceRecord): string {
+export function moveToBounced(spool: Spool, from: string, entry: Entry, record: BounceRecord, announce?: (name: string) => void): string {
   const name = formatEntry(entry);
   try {
     writeRecord(spool, spool.path('bounced', reasonName(name)), JSON.stringify(record, null, 2) + '\n', true);
+    // A notice is made before the move it announces (see notices.ts).
+    announce?.(name);
     moveIfPresent(from, spool.path('bounced', name));
   } catch (err) {
     throw new MoveError(entry.id, 'bounced', err);

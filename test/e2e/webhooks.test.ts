@@ -220,6 +220,33 @@ describe('webhooks', () => {
     assert.equal(fromCommand.id, 'rejected');
     assert.ok(!fs.existsSync(path.join(out, 'bounce-notice.rejected.json')), 'no notice about a notice');
     assert.deepEqual(idsIn(spool, 'bounced'), ['bounce-notice.rejected', 'rejected']);
+    assert.deepEqual(fs.readdirSync(path.join(spool, 'notices')), [], 'the outbox is empty');
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  it('a notice a kill kept from going out goes at the next start; orphan reason records are removed', async () => {
+    const hook = await startSink();
+    const spool = tempSpool();
+    const out = path.join(path.dirname(spool), 'ran');
+    fs.mkdirSync(out);
+    // As a daemon killed right after the move into bounced/ leaves it: the notice still in the outbox.
+    const first = await startDaemon(spool);
+    await first.stop();
+    const name = `${Date.now()}_1_${Date.now()}_-_422_killed.json`;
+    fs.writeFileSync(path.join(spool, 'bounced', name), JSON.stringify({ url: 'http://127.0.0.1:1/x' }));
+    const record = { id: 'killed', reason: 'HTTP 422', lastError: 'HTTP 422', attempts: 1, arrival: new Date().toISOString(), bouncedAt: new Date().toISOString(), url: 'http://127.0.0.1:1/x' };
+    fs.writeFileSync(path.join(spool, 'bounced', `${name}.reason`), JSON.stringify(record));
+    fs.writeFileSync(path.join(spool, 'notices', name), JSON.stringify({ type: 'spoold.bounced', spool, ...record }));
+    // And a requeue killed between its two steps: a reason record without its message.
+    fs.writeFileSync(path.join(spool, 'bounced', '1_1_1_-_404_gone.json.reason'), '{}');
+    const daemon = await startDaemon(spool, ['--bounce-hook', `${hook.url}/bounces`, '--bounce-command', `cat > ${out}/"$SPOOLD_BOUNCED_ID".json`]);
+    await daemon.waitEvent('delivered', 'bounce-notice.killed');
+    await daemon.waitEvent('bounce-command-done', 'killed');
+    assert.equal(JSON.parse(hook.received[0]!.body).id, 'killed');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'killed.json'), 'utf8')).reason, 'HTTP 422');
+    assert.deepEqual(fs.readdirSync(path.join(spool, 'notices')), []);
+    assert.equal(daemon.events('orphans-removed')[0]?.count, 1);
+    assert.deepEqual(fs.readdirSync(path.join(spool, 'bounced')).sort(), [name, `${name}.reason`]);
     assert.equal((await daemon.stop()).code, 0);
   });
 });
