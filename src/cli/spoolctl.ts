@@ -26,10 +26,10 @@ import {
   walkQueue,
   type ActionResult,
   type Located,
-} from '../control.js';
+} from '../operate/control.js';
 import { SpoolError } from '../errors.js';
-import { isQueue, QUEUES, type Queue } from '../layout.js';
-import { progress, type Progress } from '../progress.js';
+import { isQueue, QUEUES, type Queue } from '../spool/layout.js';
+import { progress, type Progress } from '../operate/progress.js';
 import { formatRelative } from '../units.js';
 
 class UsageError extends Error {}
@@ -329,7 +329,7 @@ function makeProgram(): Command {
           throw new UsageError(`${file ?? 'standard input'} is not valid JSON`);
         }
       }
-      const { enqueue } = await import('../enqueue.js');
+      const { enqueue } = await import('../producer/enqueue.js');
       out(await enqueue(message as never, { spool: spoolDir(opts), ...(opts.id && { id: opts.id }) }));
     });
 

@@ -5,7 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, DEFAULTS, readConfigFile, resolveConfig, SETTINGS, type Config } from '../config.js';
+import { ConfigError, DEFAULTS, readConfigFile, resolveConfig, SETTINGS, type Config } from '../service/config.js';
 import { SpoolError } from '../errors.js';
 
 function defaultText(key: keyof Config): string {
@@ -43,7 +43,7 @@ Examples:
       const { config: _file, ...flags } = opts;
       const load = () => resolveConfig(flags, process.env, file ? { path: file, values: readConfigFile(file) } : null);
       load(); // bad settings stop here, before the spool is touched
-      const { runDaemon } = await import('../daemon.js');
+      const { runDaemon } = await import('../service/daemon.js');
       process.exitCode = await runDaemon(load);
     });
   for (const s of SETTINGS) {
@@ -73,7 +73,7 @@ Examples:
   spoold unit --spool /var/spool/hooks-b --name spoold-b > /etc/systemd/system/spoold-b.service`,
     )
     .action(async (opts: { spool: string; user: string; config?: string; name: string }) => {
-      const { renderUnit } = await import('../unit.js');
+      const { renderUnit } = await import('../service/unit.js');
       const executable = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/spoold');
       process.stdout.write(
         renderUnit({

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { replaceReadmeSection } from './readme.js';
-import { formatEntry, destinationTag, bucketOf } from '../../src/names.js';
+import { formatEntry, destinationTag, bucketOf } from '../../src/spool/names.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');

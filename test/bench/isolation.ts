@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bucketOf, destinationTag, formatEntry } from '../../src/names.js';
+import { bucketOf, destinationTag, formatEntry } from '../../src/spool/names.js';
 import { replaceReadmeSection } from './readme.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -152,7 +152,7 @@ describe('lifecycle', () => {
     // start spreads them over tens of ms, these over microseconds.
     const racer = `
       const [root, at] = process.argv.slice(1);
-      const { acquireLock } = await import(${JSON.stringify(path.join(ROOT, 'dist/lock.js'))});
+      const { acquireLock } = await import(${JSON.stringify(path.join(ROOT, 'dist/spool/lock.js'))});
       while (Date.now() < Number(at)) {}
       let won = false;
       try { acquireLock(root, root + '/tmp'); won = true; } catch (e) { if (e.code !== 'SPOOL_ERR_LOCKED') throw e; }

@@ -5,8 +5,8 @@
  * queues at once, none may be lost, none sent while held.
  */
 import fs from 'node:fs';
-import { flush, hold, locate, release, remove, requeue } from '../../src/control.js';
-import { Spool } from '../../src/layout.js';
+import { flush, hold, locate, release, remove, requeue } from '../../src/operate/control.js';
+import { Spool } from '../../src/spool/layout.js';
 import { ensureSpoolDirs, spoolctl, startDaemon, tempSpool, waitFor } from '../e2e/helpers.js';
 import { countingSink, quickDrop, snapshot, sleep, type Outcome } from './common.js';
 

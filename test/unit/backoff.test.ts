@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { backoffDelay, parseRetryAfter, retryDelay } from '../../src/backoff.js';
+import { backoffDelay, parseRetryAfter, retryDelay } from '../../src/delivery/backoff.js';
 
 const mid = () => 0.5; // no jitter
 const MIN = 30_000;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Circuit, deadThreshold, type CircuitChange } from '../../src/circuit.js';
+import { Circuit, deadThreshold, type CircuitChange } from '../../src/queue/circuit.js';
 
 const settings = { deadAfter: 3, coolOff: 1000, maxCoolOff: 3000 };
 

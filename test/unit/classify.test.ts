@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classify, errorVerdict, statusVerdict, type AttemptResult, type AttemptContext } from '../../src/classify.js';
-import { DEFAULTS } from '../../src/config.js';
+import { classify, errorVerdict, statusVerdict, type AttemptResult, type AttemptContext } from '../../src/delivery/classify.js';
+import { DEFAULTS } from '../../src/service/config.js';
 
 const NOW = 1_800_000_000_000;
 const ctx = (over: Partial<AttemptContext> = {}): AttemptContext => ({ attempts: 1, arrival: NOW - 1000, now: NOW, policy: { ...DEFAULTS, maxAttempts: 5 }, random: () => 0.5, ...over });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, DEFAULTS, publicSettings, resolveConfig } from '../../src/config.js';
+import { ConfigError, DEFAULTS, publicSettings, resolveConfig } from '../../src/service/config.js';
 import { formatRelative, parseDuration, parseSize } from '../../src/units.js';
 
 describe('units', () => {

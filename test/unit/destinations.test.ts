@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { guardedLookup, isPrivateAddress, refusal } from '../../src/destinations.js';
+import { guardedLookup, isPrivateAddress, refusal } from '../../src/delivery/guard.js';
 
 const rules = (over: Partial<{ allow: string[]; deny: string[]; blockPrivate: boolean }> = {}) => ({ allow: [], deny: [], blockPrivate: false, ...over });
 

@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { enqueue, enqueueMany } from '../../src/enqueue.js';
+import { enqueue, enqueueMany } from '../../src/producer/enqueue.js';
 import { SpoolError } from '../../src/errors.js';
-import { Spool } from '../../src/layout.js';
-import { dropStagedTwin, moveToIncoming, stage, sweepTmp, STALE_MS } from '../../src/staging.js';
+import { Spool } from '../../src/spool/layout.js';
+import { dropStagedTwin, moveToIncoming, stage, sweepTmp, STALE_MS } from '../../src/spool/staging.js';
 
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-enqueue-'));
 after(() => fs.rmSync(base, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateMessage, type Message } from '../../src/message.js';
+import { validateMessage, type Message } from '../../src/delivery/message.js';
 
 function ok(input: unknown): Message {
   const v = validateMessage(input);

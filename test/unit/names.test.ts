@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, isTrustedTag, errorToken, formatActiveName, formatEntry, formatLineName, isValidId, keyTag, parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName, type Entry } from '../../src/names.js';
-import { newMessageId } from '../../src/enqueue.js';
-import { newOwnerId } from '../../src/lease.js';
+import { BUCKET_MS, bucketOf, describeErrorToken, destinationTag, isTrustedTag, errorToken, formatActiveName, formatEntry, formatLineName, isValidId, keyTag, parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName, type Entry } from '../../src/spool/names.js';
+import { newMessageId } from '../../src/producer/enqueue.js';
+import { newOwnerId } from '../../src/spool/lease.js';
 
 const idArb = fc.stringMatching(/^[A-Za-z0-9._-]{1,128}$/).filter((s) => s !== '.' && s !== '..');
 const entryArb: fc.Arbitrary<Entry> = fc.record({

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { progress } from '../../src/progress.js';
+import { progress } from '../../src/operate/progress.js';
 
 function fakeStream(isTTY: boolean): NodeJS.WriteStream & { text: string } {
   const s = { isTTY, text: '', write(chunk: string) { s.text += chunk; return true; } };

@@ -7,10 +7,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { moveIfPresent } from './claim.js';
-import { Spool, streamDir, type Queue } from './layout.js';
-import { moveToIncoming } from './staging.js';
-import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from './names.js';
+import { moveIfPresent } from '../spool/claim.js';
+import { Spool, streamDir, type Queue } from '../spool/layout.js';
+import { moveToIncoming } from '../spool/staging.js';
+import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from '../spool/names.js';
 
 export interface Located {
   id: string;

@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoOf, SpoolError } from './errors.js';
+import { errnoOf, SpoolError } from '../errors.js';
 import { streamDir, type Spool } from './layout.js';
 import { formatEntry, formatStagedName, incomingName, parseStagedName } from './names.js';
 

@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoOf, SpoolError } from './errors.js';
+import { errnoOf, SpoolError } from '../errors.js';
 
 const PREFIX = 'spoold.lock.';
 const GENERATION = /^spoold\.lock\.(\d{1,15})$/;

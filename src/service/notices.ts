@@ -24,12 +24,12 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { enqueue } from './enqueue.js';
-import { errnoOf, SpoolError } from './errors.js';
-import { streamDir, type Spool } from './layout.js';
+import { enqueue } from '../producer/enqueue.js';
+import { errnoOf, SpoolError } from '../errors.js';
+import { streamDir, type Spool } from '../spool/layout.js';
 import type { Logger } from './log.js';
-import type { BounceRecord } from './settle.js';
-import { writeRecord } from './staging.js';
+import type { BounceRecord } from '../spool/moves.js';
+import { writeRecord } from '../spool/staging.js';
 
 export const NOTICE_PREFIX = 'bounce-notice.';
 const COMMAND_TIMEOUT_MS = 30_000;

@@ -26,11 +26,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import { SpoolError } from './errors.js';
-import { Spool } from './layout.js';
-import { validateMessage } from './message.js';
-import { incomingName, isValidId } from './names.js';
-import { publish, stage } from './staging.js';
+import { SpoolError } from '../errors.js';
+import { Spool } from '../spool/layout.js';
+import { validateMessage } from '../delivery/message.js';
+import { incomingName, isValidId } from '../spool/names.js';
+import { publish, stage } from '../spool/staging.js';
 
 export interface MessageInput {
   url: string;

@@ -14,11 +14,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import path from 'node:path';
-import { Destinations, locate, readReason, remove, requeue, walkQueue, type Located } from './control.js';
-import { QUEUES, streamDir, type Spool } from './layout.js';
-import type { Logger } from './log.js';
-import { describeErrorToken, parseBucketName, parseEntry } from './names.js';
-import type { QueueManager } from './queue-manager.js';
+import { Destinations, locate, readReason, remove, requeue, walkQueue, type Located } from '../operate/control.js';
+import { QUEUES, streamDir, type Spool } from '../spool/layout.js';
+import type { Logger } from '../service/log.js';
+import { describeErrorToken, parseBucketName, parseEntry } from '../spool/names.js';
+import type { QueueManager } from '../queue/queue-manager.js';
 
 const MINUTES = 60;
 const LIST_LIMIT = 20;

@@ -13,7 +13,7 @@
  */
 import { Agent, type Dispatcher } from 'undici';
 import type { AttemptResult } from './classify.js';
-import { guardedLookup } from './destinations.js';
+import { guardedLookup } from './guard.js';
 import type { Message } from './message.js';
 import { signatureHeaders } from './signing.js';
 

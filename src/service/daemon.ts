@@ -9,19 +9,19 @@
  * peers whose lease expired.
  */
 import { Outbox } from './notices.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../http/metrics.js';
 import { publicSettings, RELOADABLE, type Config } from './config.js';
 import writeFileAtomic from 'write-file-atomic';
-import { SpoolError } from './errors.js';
-import { Spool } from './layout.js';
-import { Leases, liveLeases } from './lease.js';
-import { acquireLock, lockHolder, type Lock } from './lock.js';
+import { SpoolError } from '../errors.js';
+import { Spool } from '../spool/layout.js';
+import { Leases, liveLeases } from '../spool/lease.js';
+import { acquireLock, lockHolder, type Lock } from '../spool/lock.js';
 import { createLogger, type Logger } from './log.js';
-import { QueueManager } from './queue-manager.js';
-import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from './recover.js';
-import { Sender } from './send.js';
-import { sweepTmp } from './staging.js';
-import { watchIncoming, type IncomingWatch } from './watch.js';
+import { QueueManager } from '../queue/queue-manager.js';
+import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from '../spool/recover.js';
+import { Sender } from '../delivery/send.js';
+import { sweepTmp } from '../spool/staging.js';
+import { watchIncoming, type IncomingWatch } from '../spool/watch.js';
 
 /**
  * @param load settles the configuration again (re-reading the config file);
@@ -76,7 +76,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   let metrics: Metrics | null = null;
   if (config.metrics) {
     // Loaded only when asked for: prom-client is not needed otherwise.
-    const { startMetrics } = await import('./metrics.js');
+    const { startMetrics } = await import('../http/metrics.js');
     try {
       metrics = await startMetrics(config.metrics, spool, manager, log, config.statusActions);
     } catch (err) {

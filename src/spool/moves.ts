@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
-import { SpoolError } from './errors.js';
+import { SpoolError } from '../errors.js';
 import type { Spool } from './layout.js';
 import { bucketOf, formatEntry, reasonName, type Entry } from './names.js';
 import { writeRecord } from './staging.js';

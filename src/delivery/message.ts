@@ -5,7 +5,7 @@
  *
  * Reasons never quote the file's content: a file may be a link to a secret.
  */
-import { parseDuration } from './units.js';
+import { parseDuration } from '../units.js';
 
 export interface Message {
   url: URL;

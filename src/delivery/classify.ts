@@ -11,9 +11,9 @@
  * message from the retry path, a wrong deferral only costs another attempt.
  */
 import { parseRetryAfter, retryDelay } from './backoff.js';
-import type { DeliveryPolicy } from './config.js';
-import { BLOCKED_CODE } from './destinations.js';
-import { errorToken } from './names.js';
+import type { DeliveryPolicy } from '../service/config.js';
+import { BLOCKED_CODE } from './guard.js';
+import { errorToken } from '../spool/names.js';
 
 export type AttemptResult =
   | { kind: 'response'; status: number; retryAfter?: string | undefined; excerpt: string; elapsed: number }

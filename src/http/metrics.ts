@@ -13,12 +13,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import client from 'prom-client';
-import { QUEUES, type Queue, type Spool } from './layout.js';
-import type { Logger } from './log.js';
-import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName } from './names.js';
-import type { DeliveryObserver, QueueManager } from './queue-manager.js';
+import { QUEUES, type Queue, type Spool } from '../spool/layout.js';
+import type { Logger } from '../service/log.js';
+import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName } from '../spool/names.js';
+import type { DeliveryObserver, QueueManager } from '../queue/queue-manager.js';
 import { StatusPage } from './status-page.js';
-import { errnoOf } from './errors.js';
+import { errnoOf } from '../errors.js';
 
 const RECOUNT_MIN_MS = 10_000;
 

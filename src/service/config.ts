@@ -4,9 +4,9 @@
  * nothing is silently replaced by a default.
  */
 import { readFileSync } from 'node:fs';
-import { SpoolError } from './errors.js';
-import { parseSigningSecrets, SigningSecretError } from './signing.js';
-import { parseDuration, parseSize } from './units.js';
+import { SpoolError } from '../errors.js';
+import { parseSigningSecrets, SigningSecretError } from '../delivery/signing.js';
+import { parseDuration, parseSize } from '../units.js';
 
 export interface DeliveryPolicy {
   /** First retry delay; each further attempt doubles it. */

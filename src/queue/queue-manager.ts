@@ -13,22 +13,22 @@
  * deferred/ (its attempt not spent) and passed over by the due scan until the
  * destination has room, so one slow endpoint cannot take every slot.
  */
-import { claimDeferred, claimIncoming, type Claimed } from './claim.js';
+import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import { Circuit, deadThreshold, type CircuitSettings } from './circuit.js';
-import { classify, type AttemptResult, type Decision } from './classify.js';
-import type { Config, DeliveryPolicy, DestinationSettings } from './config.js';
-import { BLOCKED_CODE, matches, refusal } from './destinations.js';
-import { scanDue } from './due.js';
-import { DirectoryPass, type Spool } from './layout.js';
-import type { Logger } from './log.js';
-import type { Message } from './message.js';
-import { describeErrorToken, destinationTag, formatEntry, isTrustedTag, parseIncomingName, type Entry } from './names.js';
-import { announces, writeNotice } from './notices.js';
+import { classify, type AttemptResult, type Decision } from '../delivery/classify.js';
+import type { Config, DeliveryPolicy, DestinationSettings } from '../service/config.js';
+import { BLOCKED_CODE, matches, refusal } from '../delivery/guard.js';
+import { scanDue } from '../spool/due.js';
+import { DirectoryPass, type Spool } from '../spool/layout.js';
+import type { Logger } from '../service/log.js';
+import type { Message } from '../delivery/message.js';
+import { describeErrorToken, destinationTag, formatEntry, isTrustedTag, parseIncomingName, type Entry } from '../spool/names.js';
+import { announces, writeNotice } from '../service/notices.js';
 import { KeyLines } from './ordering.js';
-import { readMessage, SETTLE_MS } from './read.js';
-import type { Sender } from './send.js';
-import { dropStagedTwin } from './staging.js';
-import { complete, moveToBounced, moveToDeferred, type BounceRecord } from './settle.js';
+import { readMessage, SETTLE_MS } from '../spool/read.js';
+import type { Sender } from '../delivery/send.js';
+import { dropStagedTwin } from '../spool/staging.js';
+import { complete, moveToBounced, moveToDeferred, type BounceRecord } from '../spool/moves.js';
 
 const BUSY_RESCAN_MS = 50;
 /**

@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { SpoolError } from './errors.js';
+import { SpoolError } from '../errors.js';
 import { bucketOf } from './names.js';
 
 export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced', 'ordered'] as const;

@@ -10,7 +10,7 @@
  * those say nothing about the message, which must then be retried, never bounced.
  */
 import fs from 'node:fs';
-import { validateMessage, type Message } from './message.js';
+import { validateMessage, type Message } from '../delivery/message.js';
 
 export type ReadResult =
   /** writtenAt: the file's mtime, when its producer wrote it (renames between queues keep it). */

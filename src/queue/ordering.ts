@@ -27,10 +27,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { streamDir, type Spool } from './layout.js';
-import { formatEntry, formatLineName, keyTag, parseLineName, type Entry } from './names.js';
-import { moveToDeferred } from './settle.js';
-import { writeRecord } from './staging.js';
+import { streamDir, type Spool } from '../spool/layout.js';
+import { formatEntry, formatLineName, keyTag, parseLineName, type Entry } from '../spool/names.js';
+import { moveToDeferred } from '../spool/moves.js';
+import { writeRecord } from '../spool/staging.js';
 
 interface HeadRecord {
   id: string;

@@ -7,11 +7,11 @@
  */
 import fs from 'node:fs';
 import { streamDir, type Spool } from './layout.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../service/log.js';
 import { leaseOwners, type Leases } from './lease.js';
-import { repointHeads } from './ordering.js';
+import { repointHeads } from '../queue/ordering.js';
 import { parseActiveName, parseEntry, parseIncomingName, REASON_SUFFIX, type Entry } from './names.js';
-import { moveToDeferred } from './settle.js';
+import { moveToDeferred } from './moves.js';
 
 /**
  * Makes due again the claims in active/ whose owner `recover` accepts
