@@ -294,7 +294,13 @@ function makeProgram(): Command {
           ),
         );
       }
-      lines.push('', st.dead.length === 0 ? 'destinations: all ok' : `destinations held back:\n${table(st.dead.map((d) => [d.origin, d.state, String(d.failures), d.until]), ['DESTINATION', 'STATE', 'FAILURES', 'UNTIL'])}`);
+      const dests = st.destinations.map((d) => [d.origin, d.state, `${d.window}/${d.limit}`, String(d.inFlight), String(d.waiting), String(d.failures), d.until ?? '-', d.lastError ?? '-']);
+      lines.push(
+        '',
+        st.destinations.length === 0
+          ? 'destinations: none in use'
+          : `destinations${st.dead.length > 0 ? ` (${st.dead.length} held back)` : ''}:\n${table(dests, ['DESTINATION', 'STATE', 'WINDOW', 'IN FLIGHT', 'WAITING', 'FAILURES', 'UNTIL', 'LAST ERROR'])}`,
+      );
       out(lines.join('\n'));
     });
 

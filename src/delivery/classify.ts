@@ -42,6 +42,32 @@ export function errorVerdict(code: string): Verdict {
   return PERMANENT_ERRORS.has(code) ? 'permanent' : 'transient';
 }
 
+/** This host's own trouble (no file descriptors or ports left, our own cut at shutdown): it says nothing about the destination. */
+const HOST_SIDE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADDRNOTAVAIL', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
+/** Answers and errors that say the receiver has more than it can take now. */
+const CONGESTED_STATUSES = new Set([408, 429, 502, 503, 504]);
+const CONGESTED_ERRORS = new Set(['HEADERS_TIMEOUT', 'BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET']);
+
+/**
+ * What an attempt says about its destination, from the same verdict that
+ * chooses the message's outcome, so the breaker and the window never judge
+ * an attempt differently from the classifier:
+ *
+ *   good       it answered (2xx, or a refusal: the receiver keeps up)
+ *   congested  it is overloaded or unreachable (429, 503, timeouts, refused
+ *              or reset connections): a failure, and the window shrinks
+ *   failed     it failed otherwise (500, DNS, TLS): a failure, window kept
+ *   neutral    nothing about it (this host's own trouble)
+ */
+export type Signal = 'good' | 'congested' | 'failed' | 'neutral';
+
+export function signalOf(result: AttemptResult): Signal {
+  const verdict = result.kind === 'response' ? statusVerdict(result.status) : errorVerdict(result.code);
+  if (verdict !== 'transient') return 'good';
+  if (result.kind === 'error' && HOST_SIDE_ERRORS.has(result.code)) return 'neutral';
+  return (result.kind === 'response' ? CONGESTED_STATUSES.has(result.status) : CONGESTED_ERRORS.has(result.code)) ? 'congested' : 'failed';
+}
+
 export interface AttemptContext {
   /** Requests made so far, this one included. */
   attempts: number;

@@ -19,6 +19,7 @@ import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseL
 import type { DeliveryObserver, QueueManager } from '../queue/queue-manager.js';
 import { StatusPage } from './status-page.js';
 import { errnoOf } from '../errors.js';
+import { VERSION } from '../version.js';
 
 const RECOUNT_MIN_MS = 10_000;
 
@@ -118,10 +119,66 @@ class RecentActivity {
 
 const MAX_DESTINATIONS = 1000;
 
-export async function startMetrics(bind: string, spool: Spool, manager: QueueManager, log: Logger, statusActions = false): Promise<Metrics> {
+/** How often the destination label's values are chosen again. */
+const RERANK_MS = 60_000;
+
+/**
+ * The `destination` label's values: the busiest `n` hosts of the last
+ * minute, and `other` for the rest, so the number of series is bounded
+ * whatever the producers name. A host that leaves the busiest loses its
+ * series (its counters restart if it comes back: rate() takes that).
+ */
+export class DestinationLabels {
+  private readonly labelled = new Set<string>();
+  private counts = new Map<string, number>();
+
+  constructor(
+    private readonly n: number,
+    private readonly dropped: (host: string) => void,
+  ) {}
+
+  of(host: string): string {
+    if (host === '-') return host;
+    // Counting is bounded too: hosts beyond 10 × n in one minute are not ranked.
+    if (this.counts.has(host) || this.counts.size < 10 * this.n) this.counts.set(host, (this.counts.get(host) ?? 0) + 1);
+    if (this.labelled.has(host)) return host;
+    if (this.labelled.size < this.n) {
+      this.labelled.add(host);
+      return host;
+    }
+    return 'other';
+  }
+
+  /** Only what has a label of its own, for gauges. */
+  has(host: string): boolean {
+    return this.labelled.has(host);
+  }
+
+  /** Labels stay with their hosts unless busier ones, without a label, take their place. */
+  rerank(): void {
+    const top = new Set([...this.counts].sort((a, b) => b[1] - a[1]).slice(0, this.n).map(([h]) => h));
+    const newcomers = [...top].filter((h) => !this.labelled.has(h));
+    for (const h of [...this.labelled]) {
+      if (newcomers.length === 0 || this.labelled.size < this.n) break;
+      if (top.has(h)) continue;
+      this.labelled.delete(h);
+      this.dropped(h);
+    }
+    for (const h of newcomers) if (this.labelled.size < this.n) this.labelled.add(h);
+    this.counts = new Map();
+  }
+}
+
+export async function startMetrics(bind: string, spool: Spool, manager: QueueManager, log: Logger, statusActions = false, labelCount = 20): Promise<Metrics> {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'spoold_' });
-  const messages = new client.Counter({ name: 'spoold_messages_total', help: 'Attempt outcomes: delivered (2xx), deferred (to be retried), bounced (given up)', labelNames: ['outcome', 'destination'], registers: [registry] });
+  // Standard names, so stock Node.js and process dashboards work.
+  client.collectDefaultMetrics({ register: registry });
+  new client.Gauge({ name: 'spoold_build_info', help: 'Always 1; the version of spoold and of Node.js running', labelNames: ['version', 'node'], registers: [registry] }).set({ version: VERSION, node: process.version }, 1);
+  const messages = new client.Counter({ name: 'spoold_messages_total', help: 'Attempt outcomes (one per attempt, not per message): delivered (2xx), deferred (to be retried), bounced (given up)', labelNames: ['outcome', 'destination'], registers: [registry] });
+  const received = new client.Counter({ name: 'spoold_received_total', help: 'Messages claimed for the first time', labelNames: ['destination'], registers: [registry] });
+  const receivedBytes = new client.Counter({ name: 'spoold_received_bytes_total', help: 'Bytes of the message files claimed for the first time', registers: [registry] });
+  const deliveredBytes = new client.Counter({ name: 'spoold_delivered_bytes_total', help: 'Bytes of the message files delivered', registers: [registry] });
+  const putBacks = new client.Counter({ name: 'spoold_put_backs_total', help: 'Claimed messages that went back to deferred/ unsent: their destination was dead, the daemon stopped, or the host failed to read them', labelNames: ['reason'], registers: [registry] });
   const requestSeconds = new client.Histogram({ name: 'spoold_request_duration_seconds', help: 'Time of one HTTP attempt, from sending to the end of the response', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] });
   const latencySeconds = new client.Histogram({ name: 'spoold_delivery_latency_seconds', help: 'From the message file being written to its 2xx, retries included', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21_600, 86_400], registers: [registry] });
   const attempts = new client.Histogram({ name: 'spoold_attempts', help: 'Attempts a delivered message took', buckets: [1, 2, 3, 4, 5, 8, 12, 20, 50, 100], registers: [registry] });
@@ -136,11 +193,14 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   const recount = (): Promise<void> =>
     (recounting ??= (async () => {
       const started = performance.now();
+      // Moves made while the count runs are kept on top of it (a count may or
+      // may not have seen them: off by those at most, until the next recount).
+      const before = new Map(delta);
       const counted = new Map<Queue, number>();
       for (const q of QUEUES) counted.set(q, await countQueue(spool, q));
       for (const q of QUEUES) {
         snapshot.set(q, counted.get(q)!);
-        delta.set(q, 0);
+        delta.set(q, (delta.get(q) ?? 0) - (before.get(q) ?? 0));
       }
       lastDuration = performance.now() - started;
       lastRecount = Date.now();
@@ -166,28 +226,61 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
       this.set(oldest === null ? 0 : (now - oldest) / 1000);
     },
   });
+  const labels = new DestinationLabels(labelCount, (host) => {
+    for (const outcome of ['delivered', 'deferred', 'bounced']) messages.remove({ outcome, destination: host });
+    received.remove({ destination: host });
+    requestSeconds.remove({ destination: host });
+  });
+  const rerank = setInterval(() => labels.rerank(), RERANK_MS);
+  rerank.unref();
   new client.Gauge({
     name: 'spoold_destinations_dead',
-    help: 'Destinations held back as dead (or being probed), each with its state',
+    help: 'Destinations held back as dead (or being probed), by state; those without a label of their own are summed under "other"',
     labelNames: ['destination', 'state'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const d of manager.deadDestinations()) this.set({ destination: hostOf(d.origin), state: d.state }, 1);
+      for (const d of manager.deadDestinations()) {
+        const host = hostOf(d.origin);
+        this.inc({ destination: labels.has(host) ? host : 'other', state: d.state }, 1);
+      }
     },
   });
+  new client.Gauge({
+    name: 'spoold_destination_window',
+    help: 'Requests that may be in flight to a destination now (its adaptive window); busiest destinations only',
+    labelNames: ['destination'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const d of manager.destinations(labelCount)) {
+        const host = hostOf(d.origin);
+        if (labels.has(host)) this.set({ destination: host }, d.window);
+      }
+    },
+  });
+  new client.Gauge({ name: 'spoold_active_messages', help: 'Claimed messages held in memory (the active set)', registers: [registry], collect() { this.set(manager.activeCount); } });
 
   const observer: DeliveryObserver = {
+    received(destination, bytes) {
+      received.inc({ destination: labels.of(hostOf(destination)) });
+      receivedBytes.inc(bytes);
+    },
+    putBack(reason) {
+      putBacks.inc({ reason });
+    },
     moved(from, to) {
       add(from, -1);
       if (to) add(to, 1);
     },
     outcome(outcome, destination, detail) {
       const host = hostOf(destination);
-      messages.inc({ outcome, destination: host });
+      const label = labels.of(host);
+      messages.inc({ outcome, destination: label });
       recent.record(outcome, host, detail.ms);
-      if (detail.ms !== undefined) requestSeconds.observe({ destination: host }, detail.ms / 1000);
+      if (detail.ms !== undefined) requestSeconds.observe({ destination: label }, detail.ms / 1000);
       if (outcome === 'delivered') {
+        if (detail.bytes !== undefined) deliveredBytes.inc(detail.bytes);
         if (detail.writtenAt !== undefined) latencySeconds.observe(Math.max(0, Date.now() - detail.writtenAt) / 1000);
         if (detail.attempts !== undefined) attempts.observe(detail.attempts);
       }
@@ -239,6 +332,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     address,
     close: () => {
       clearInterval(timer);
+      clearInterval(rerank);
       return new Promise((r) => server.close(() => r()));
     },
   };

@@ -336,22 +336,30 @@ export interface Shape {
   rows: { destination: string; total: number; counts: number[] }[];
 }
 
+/** One row of the daemon's destination table, as it wrote it (see queue/queue-manager.ts DestinationReport). */
 export interface DestinationState {
   origin: string;
   state: string;
+  window: number;
+  limit: number;
+  inFlight: number;
+  waiting: number;
   failures: number;
-  until: string;
+  until: string | null;
+  lastError: string | null;
 }
 
 export interface Stats {
   counts: Record<Queue, number>;
   shapes: Shape[];
-  /** Destinations the daemon holds back (dead, or being probed); every other one is ok. */
+  /** The destinations the running daemon holds work or state for: window, in flight, waiting. */
+  destinations: DestinationState[];
+  /** Those it holds back (dead, or being probed); every other one is ok. */
   dead: DestinationState[];
 }
 
-/** What the running daemon last wrote about dead destinations; none when it wrote nothing. */
-export function deadDestinations(spool: Spool): DestinationState[] {
+/** What the running daemon last wrote about its destinations (see service/daemon.ts); none when it wrote nothing. */
+export function destinationStates(spool: Spool): DestinationState[] {
   const state = readMessageFile(spool.destinationStatePath);
   return Array.isArray(state?.destinations) ? (state.destinations as DestinationState[]) : [];
 }
@@ -380,7 +388,8 @@ export function stats(spool: Spool, now: number = Date.now()): Stats {
       shapes.push({ queue, buckets: labels, rows });
     }
   }
-  return { counts, shapes, dead: deadDestinations(spool) };
+  const held = destinationStates(spool);
+  return { counts, shapes, destinations: held, dead: held.filter((d) => d.state !== 'ok') };
 }
 
 /** Header names whose values are credentials: hidden unless asked for. */

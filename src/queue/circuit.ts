@@ -90,6 +90,11 @@ export class Circuit {
     return null;
   }
 
+  /** The probe's answer says nothing (this host's own trouble): another may go. */
+  probeAbandoned(): void {
+    this.probing = false;
+  }
+
   /** Idle and healthy: nothing worth keeping. */
   get forgettable(): boolean {
     return this.state === 'ok' && this.failures === 0 && !this.probing;

@@ -30,6 +30,7 @@ import path from 'node:path';
 import { streamDir, type Spool } from '../spool/layout.js';
 import { formatEntry, formatLineName, keyTag, parseLineName, type Entry } from '../spool/names.js';
 import { moveToDeferred } from '../spool/moves.js';
+import type { Clock } from './clock.js';
 import { writeRecord } from '../spool/staging.js';
 
 interface HeadRecord {
@@ -135,11 +136,12 @@ export function repointHeads(spool: Spool, moved: ReadonlyMap<string, string>): 
 /** What the key lines need of the queue manager. */
 export interface LineHost {
   readonly spool: Spool;
+  readonly clock: Clock;
   /** This daemon holds the message (claimed, in memory). */
   isHeld(id: string): boolean;
   /**
    * When the last complete read of incoming/ (from its start to its end)
-   * began, on the monotonic clock (performance.now()); -Infinity if none yet.
+   * began, on the host's monotonic clock; -Infinity if none yet.
    */
   incomingReadStartedAt(): number;
   /** Asks for a new read of incoming/ soon. */
@@ -174,9 +176,11 @@ export class KeyLines {
    * time. Newcomers older than the last of them join them.
    */
   private readonly oldest = new Map<string, { oldest: InLine[]; complete: boolean }>();
-  private lastSweep = Date.now();
+  private lastSweep: number;
 
-  constructor(private readonly host: LineHost) {}
+  constructor(private readonly host: LineHost) {
+    this.lastSweep = host.clock.mono();
+  }
 
   /**
    * A claimed keyed message: 'head' if it is its key's head (it goes on);
@@ -226,8 +230,8 @@ export class KeyLines {
    * O(keys with a line), at most every SWEEP_MS.
    */
   sweep(): void {
-    if (Date.now() - this.lastSweep < SWEEP_MS) return;
-    this.lastSweep = Date.now();
+    if (this.host.clock.mono() - this.lastSweep < SWEEP_MS) return;
+    this.lastSweep = this.host.clock.mono();
     const { spool } = this.host;
     this.host.guard('ordering sweep', () => {
       for (const tag of lineTags(spool)) {
@@ -241,7 +245,7 @@ export class KeyLines {
 
   /** A key's next is to be elected (see holdElections for when). */
   private electSoon(tag: string): void {
-    if (!this.elections.has(tag)) this.elections.set(tag, performance.now());
+    if (!this.elections.has(tag)) this.elections.set(tag, this.host.clock.mono());
     this.host.readIncoming();
     this.pollElections();
   }
@@ -261,7 +265,7 @@ export class KeyLines {
   private holdElections(): void {
     if (this.host.stopping()) return;
     const readFrom = this.host.incomingReadStartedAt();
-    const now = performance.now();
+    const now = this.host.clock.mono();
     const ready = [...this.elections].filter(([, asked]) => asked <= readFrom || now - asked >= ELECTION_WAIT_MS).map(([tag]) => tag);
     for (const t of ready) {
       this.elections.delete(t);
@@ -273,7 +277,7 @@ export class KeyLines {
   /** The fallback for when no read of incoming/ comes to an end (a backlog, the spool in trouble). */
   private pollElections(): void {
     if (this.elections.size === 0 || this.pollTimer) return;
-    this.pollTimer = setTimeout(() => {
+    this.pollTimer = this.host.clock.setTimeout(() => {
       this.pollTimer = null;
       this.holdElections();
     }, ELECTION_POLL_MS).unref();
@@ -313,7 +317,7 @@ export class KeyLines {
       }
       return;
     }
-    const due: Entry = { ...next.entry, time: Date.now() };
+    const due: Entry = { ...next.entry, time: this.host.clock.wall() };
     writeHead(spool, tag, due.id, spool.deferredPath(due.time, formatEntry(due)));
     moveToDeferred(spool, path.join(spool.lineDir(tag), next.name), due);
     this.host.madeDue();

@@ -25,8 +25,12 @@ export interface Config extends DeliveryPolicy {
   spool: string;
   /** Requests in flight at once, all destinations together. */
   concurrency: number;
-  /** Requests in flight at once to one origin (scheme://host:port). */
+  /** Requests in flight at once to one origin (scheme://host:port), at most: the window adapts below it. */
   perDestination: number;
+  /** Claimed messages held in memory at once (the active set). */
+  activeLimit: number;
+  /** Bytes of parsed messages the active set keeps; beyond, a message is read again when it is sent. */
+  activeBytes: number;
   /** Largest message file accepted, in bytes. */
   maxSize: number;
   /** Safety-net rescan of incoming/ when file events are missed. */
@@ -44,6 +48,8 @@ export interface Config extends DeliveryPolicy {
   logFormat: 'auto' | 'json' | 'pretty';
   /** host:port serving Prometheus metrics on /metrics; empty: off. */
   metrics: string;
+  /** Destinations with a `destination` label of their own in the metrics (the busiest); the rest are "other". */
+  metricsDestinations: number;
   /** Let the status page requeue and delete bounced messages. */
   statusActions: boolean;
   /** Share the spool with other daemons (leases) instead of locking it. */
@@ -72,8 +78,10 @@ export interface Config extends DeliveryPolicy {
 /** Settings for the destinations matching any of `match` (host, *.domain, or origin patterns). */
 export interface DestinationSettings {
   match: string[];
-  /** Requests in flight at once to one matching origin (instead of perDestination). */
+  /** Requests in flight at once to one matching origin, at most (instead of perDestination). */
   concurrency?: number;
+  /** false: the window stays at `concurrency` instead of adapting to the receiver. */
+  adaptive?: boolean;
   /** Requests started per second to one matching origin (a token bucket, bursts of up to one second's worth). */
   rps?: number;
   timeout?: number;
@@ -89,6 +97,8 @@ export const DEFAULTS = {
   spool: './spool',
   concurrency: 64,
   perDestination: 16,
+  activeLimit: 10_000,
+  activeBytes: 8 * 1024 * 1024,
   minBackoff: 30_000,
   maxBackoff: 3_600_000,
   maxAttempts: 100,
@@ -103,6 +113,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   logFormat: 'auto',
   metrics: '',
+  metricsDestinations: 20,
   statusActions: false,
   shared: false,
   leaseTtl: 30_000,
@@ -134,6 +145,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'spool', flag: 'spool', env: 'SPOOL_DIR', kind: 'path', min: 0, max: 0, help: 'spool directory' },
   { key: 'concurrency', flag: 'concurrency', env: 'SPOOLD_CONCURRENCY', kind: 'count', min: 1, max: 10_000, help: 'requests in flight at once, all destinations' },
   { key: 'perDestination', flag: 'per-destination', env: 'SPOOLD_PER_DESTINATION', kind: 'count', min: 1, max: 10_000, help: 'requests in flight at once to one origin' },
+  { key: 'activeLimit', flag: 'active-limit', env: 'SPOOLD_ACTIVE_LIMIT', kind: 'count', min: 1, max: 1_000_000, help: 'claimed messages held in memory at once (about 0.5 KiB each); claiming waits while it is full' },
+  { key: 'activeBytes', flag: 'active-bytes', env: 'SPOOLD_ACTIVE_BYTES', kind: 'size', min: 0, max: 1024 ** 3, help: 'bytes of messages the active set keeps parsed; beyond, a message is read again when sent' },
   { key: 'minBackoff', flag: 'min-backoff', env: 'SPOOLD_MIN_BACKOFF', kind: 'duration', min: 0, max: 365 * 86_400_000, help: 'delay before the first retry; doubles per attempt' },
   { key: 'maxBackoff', flag: 'max-backoff', env: 'SPOOLD_MAX_BACKOFF', kind: 'duration', min: 0, max: 365 * 86_400_000, help: 'cap on the retry delay (a Retry-After may ask for more)' },
   { key: 'maxAttempts', flag: 'max-attempts', env: 'SPOOLD_MAX_ATTEMPTS', kind: 'count', min: 0, max: 999_999, help: 'requests in total before a message bounces (0: no limit)' },
@@ -147,6 +160,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'blockPrivate', flag: 'block-private', env: 'SPOOLD_BLOCK_PRIVATE', kind: 'flag', min: 0, max: 0, help: 'refuse loopback, private and link-local addresses, checked after DNS resolution' },
   { key: 'logLevel', flag: 'log-level', env: 'SPOOLD_LOG_LEVEL', kind: 'choice', min: 0, max: 0, choices: ['debug', 'info', 'warn', 'error'], help: 'least severe log lines written' },
   { key: 'metrics', flag: 'metrics', env: 'SPOOLD_METRICS', kind: 'address', min: 0, max: 0, help: 'serve Prometheus metrics on host:port (e.g. 127.0.0.1:9464), path /metrics' },
+  { key: 'metricsDestinations', flag: 'metrics-destinations', env: 'SPOOLD_METRICS_DESTINATIONS', kind: 'count', min: 1, max: 10_000, help: 'destinations with a metrics label of their own (the busiest of the last minute); the rest are counted as "other"' },
   { key: 'statusActions', flag: 'status-actions', env: 'SPOOLD_STATUS_ACTIONS', kind: 'flag', min: 0, max: 0, help: 'let the status page (on the --metrics address) requeue and delete bounced messages' },
   { key: 'shared', flag: 'shared', env: 'SPOOLD_SHARED', kind: 'flag', min: 0, max: 0, help: 'share the spool with other daemons started with --shared, on this host or others (leases instead of the lock)' },
   { key: 'leaseTtl', flag: 'lease-ttl', env: 'SPOOLD_LEASE_TTL', kind: 'duration', min: 300, max: 3_600_000, help: 'with --shared: a daemon that has not renewed its lease for this long is dead; its claims are delivered by the others' },
@@ -162,7 +176,7 @@ export const SETTINGS: readonly Setting[] = [
 
 /** Settings a SIGHUP can change; the rest need a restart. */
 export const RELOADABLE: readonly (keyof Config)[] = [
-  'concurrency', 'perDestination', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace',
+  'concurrency', 'perDestination', 'activeLimit', 'activeBytes', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace',
   'allowDestinations', 'denyDestinations', 'blockPrivate', 'logLevel',
   'signingSecret', 'signingSecretFile', 'destinationSettings', 'signingKeys', 'bounceHook', 'bounceCommand', 'deadAfter', 'deadCoolOff', 'deadMaxCoolOff',
 ];
@@ -303,7 +317,7 @@ function signingKeys(file: string, inline: string, source: string): Buffer[] {
   }
 }
 
-const RULE_FIELDS = ['match', 'concurrency', 'rps', 'timeout', 'minBackoff', 'maxBackoff', 'maxAttempts', 'signingSecret', 'signingSecretFile', 'headers'];
+const RULE_FIELDS = ['match', 'concurrency', 'adaptive', 'rps', 'timeout', 'minBackoff', 'maxBackoff', 'maxAttempts', 'signingSecret', 'signingSecretFile', 'headers'];
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
@@ -333,6 +347,10 @@ export function parseDestinationSettings(raw: unknown, source: string): Destinat
     num('maxBackoff');
     num('maxAttempts');
     if ((out.minBackoff ?? 0) > (out.maxBackoff ?? Infinity)) throw new ConfigError(`${where}: minBackoff is above maxBackoff`);
+    if (r.adaptive !== undefined) {
+      if (typeof r.adaptive !== 'boolean') throw new ConfigError(`${where}: adaptive must be true or false`);
+      out.adaptive = r.adaptive;
+    }
     if (r.rps !== undefined) {
       const rps = Number(r.rps);
       if (!Number.isFinite(rps) || rps <= 0 || rps > 100_000) throw new ConfigError(`${where}: rps must be a number of requests per second above 0`);

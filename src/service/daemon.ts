@@ -11,7 +11,6 @@
 import { Outbox } from './notices.js';
 import type { Metrics } from '../http/metrics.js';
 import { publicSettings, RELOADABLE, type Config } from './config.js';
-import writeFileAtomic from 'write-file-atomic';
 import { SpoolError } from '../errors.js';
 import { Spool } from '../spool/layout.js';
 import { Leases, liveLeases } from '../spool/lease.js';
@@ -20,7 +19,7 @@ import { createLogger, type Logger } from './log.js';
 import { QueueManager } from '../queue/queue-manager.js';
 import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from '../spool/recover.js';
 import { Sender } from '../delivery/send.js';
-import { sweepTmp } from '../spool/staging.js';
+import { sweepTmp, writeRecord } from '../spool/staging.js';
 import { watchIncoming, type IncomingWatch } from '../spool/watch.js';
 
 /**
@@ -60,15 +59,9 @@ export async function runDaemon(load: () => Config): Promise<number> {
   let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log, leases?.owner ?? null);
   let watcher: IncomingWatch | null = null;
-  // Rarely written (when a destination dies or comes back), whole, for spoolctl stats.
-  manager.onDestinationsChanged = () => {
-    try {
-      writeFileAtomic.sync(spool.destinationStatePath, JSON.stringify({ updatedAt: new Date().toISOString(), destinations: manager.deadDestinations() }, null, 2) + '\n', { mode: 0o600, fsync: false });
-    } catch (err) {
-      log.warn({ event: 'state-write-failed', file: spool.destinationStatePath, error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not write the destinations state');
-    }
-  };
-  manager.onDestinationsChanged();
+  const state = new DestinationState(spool, manager, log);
+  const stateTimer = setInterval(() => state.write(), STATE_INTERVAL_MS).unref();
+  manager.onDestinationsChanged = () => state.soon();
   // Notices left by a daemon that was killed before they went out go now.
   const outbox = new Outbox(spool, () => ({ url: config.bounceHook, command: config.bounceCommand }), log);
   manager.onBounced = () => outbox.kick();
@@ -78,7 +71,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
     // Loaded only when asked for: prom-client is not needed otherwise.
     const { startMetrics } = await import('../http/metrics.js');
     try {
-      metrics = await startMetrics(config.metrics, spool, manager, log, config.statusActions);
+      metrics = await startMetrics(config.metrics, spool, manager, log, config.statusActions, config.metricsDestinations);
     } catch (err) {
       lock?.release();
       leases?.release();
@@ -100,6 +93,8 @@ export async function runDaemon(load: () => Config): Promise<number> {
       await Promise.all(retiredSenders);
       await sender.close();
       if (heartbeat) clearInterval(heartbeat);
+      clearInterval(stateTimer);
+      state.write(true);
       clearInterval(sweeper);
       lock?.release();
       leases?.release();
@@ -188,6 +183,57 @@ function joinShared(spool: Spool, ttl: number, log: Logger): Leases {
   }
   log.info({ event: 'lease-taken', spool: spool.root, owner: leases.owner, leaseTtlMs: ttl }, `sharing the spool as ${leases.owner}`);
   return leases;
+}
+
+/** How often the destinations state is written for spoolctl (when it changed). */
+const STATE_INTERVAL_MS = 2000;
+/** A death or a reopening is written within this. */
+const SOON_MS = 250;
+/** Destinations written into it at most: the busiest (and every dead one first). */
+const STATE_ROWS = 200;
+
+/**
+ * destinations.json, for spoolctl stats: what the daemon holds per
+ * destination (window, requests in flight, dead or not). Written at most
+ * every STATE_INTERVAL_MS and only when it changed, with at most STATE_ROWS
+ * rows, so its cost never grows with the number of destinations ever seen.
+ * Informational: no fsync. A side path: a failure is logged, never fatal.
+ */
+class DestinationState {
+  private last = '';
+  private lastAt = 0;
+  private pending: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly manager: QueueManager,
+    private readonly log: Logger,
+  ) {}
+
+  /** A destination died or reopened: written at once, or within SOON_MS when written just now. */
+  soon(): void {
+    if (this.pending) return;
+    const wait = Math.max(0, this.lastAt + SOON_MS - Date.now());
+    this.pending = setTimeout(() => {
+      this.pending = null;
+      this.write();
+    }, wait);
+    this.pending.unref();
+  }
+
+  write(stopped = false): void {
+    if (stopped && this.pending) clearTimeout(this.pending);
+    this.lastAt = Date.now();
+    try {
+      const rows = stopped ? [] : this.manager.destinations(STATE_ROWS);
+      const body = JSON.stringify({ destinations: rows, total: stopped ? 0 : this.manager.destinationCount });
+      if (body === this.last) return;
+      this.last = body;
+      writeRecord(this.spool, this.spool.destinationStatePath, JSON.stringify({ updatedAt: new Date().toISOString(), ...JSON.parse(body) }, null, 2) + '\n', false);
+    } catch (err) {
+      this.log.warn({ event: 'state-write-failed', file: this.spool.destinationStatePath, error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not write the destinations state');
+    }
+  }
 }
 
 /** How often tmp/ is cleaned of what killed writers left there (see staging.ts). */

@@ -60,10 +60,14 @@ export function* streamDir(dir: string): Generator<fs.Dirent> {
 export class DirectoryPass {
   private handle: fs.Dir | null;
   private pushedBack: fs.Dirent | null = null;
-  /** When the pass began (monotonic ms): it sees every name present then and still there at its end. */
-  readonly startedAt = performance.now();
-
-  constructor(dir: string) {
+  /**
+   * @param startedAt when the pass begins (monotonic ms): it sees every name
+   *   present then and still there at its end.
+   */
+  constructor(
+    dir: string,
+    readonly startedAt: number = performance.now(),
+  ) {
     try {
       this.handle = fs.opendirSync(dir, { bufferSize: 128 });
     } catch (err) {

@@ -36,8 +36,12 @@ export function complete(activePath: string): void {
   }
 }
 
-/** Renames into deferred/, creating the time bucket when it is missing. */
-export function moveToDeferred(spool: Spool, from: string, entry: Entry): string {
+/**
+ * Renames into deferred/, creating the time bucket when it is missing.
+ * Returns where it went, or null when the source was gone (another process
+ * moved it first: a peer's recovery, an operator).
+ */
+export function moveToDeferred(spool: Spool, from: string, entry: Entry): string | null {
   const name = formatEntry(entry);
   const dir = spool.bucketDir(bucketOf(entry.time));
   const to = path.join(dir, name);
@@ -46,7 +50,7 @@ export function moveToDeferred(spool: Spool, from: string, entry: Entry): string
     // our mkdir and our rename (rmdir never removes a file): make it and retry.
     for (let tries = 1; ; tries++) {
       try {
-        moveIfPresent(from, to);
+        if (!moveIfPresent(from, to)) return null;
         break;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || tries === 3) throw err;

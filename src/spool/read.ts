@@ -14,7 +14,7 @@ import { validateMessage, type Message } from '../delivery/message.js';
 
 export type ReadResult =
   /** writtenAt: the file's mtime, when its producer wrote it (renames between queues keep it). */
-  | { kind: 'message'; message: Message; writtenAt: number }
+  | { kind: 'message'; message: Message; writtenAt: number; size: number }
   | { kind: 'invalid'; reason: string }
   /**
    * Not parseable, but written to within SETTLE_MS: a producer may still be
@@ -63,7 +63,11 @@ export function readMessage(file: string, maxSize: number, now: number = Date.no
     // file outside the spool): never read. The one exception is the message's
     // own staged name in tmp/, left by a producer stopped between its link and
     // its unlink.
-    if (st.nlink > 1 && dropTwin(st)) st = fs.fstatSync(fd);
+    // Looked at again whatever the look found: the twin's writer may have removed it meanwhile.
+    if (st.nlink > 1) {
+      dropTwin(st);
+      st = fs.fstatSync(fd);
+    }
     if (st.nlink > 1) return { kind: 'invalid', reason: `has ${st.nlink} hard links: not read` };
     if (st.size > maxSize) return { kind: 'invalid', reason: `${st.size} bytes: over the size limit of ${maxSize}` };
     // Written to just now (by either clock's reckoning): maybe still being
@@ -100,7 +104,7 @@ export function readMessage(file: string, maxSize: number, now: number = Date.no
       return unsettled ? { kind: 'incomplete', reason } : { kind: 'invalid', reason };
     }
     const v = validateMessage(parsed);
-    return v.ok ? { kind: 'message', message: v.message, writtenAt: st.mtimeMs } : { kind: 'invalid', reason: v.reason };
+    return v.ok ? { kind: 'message', message: v.message, writtenAt: st.mtimeMs, size: length } : { kind: 'invalid', reason: v.reason };
   } finally {
     fs.closeSync(fd);
   }

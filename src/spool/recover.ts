@@ -37,8 +37,9 @@ export function recoverActive(spool: Spool, now: number, log: Logger, recover: (
       continue;
     }
     // A peer recovering the same claim at the same moment wins the rename; this one finds nothing.
-    if (!fs.existsSync(from)) continue;
-    moved.set(entry.id, moveToDeferred(spool, from, entry));
+    const to = moveToDeferred(spool, from, entry);
+    if (to === null) continue;
+    moved.set(entry.id, to);
     recovered++;
     const owner = parsed?.owner ?? undefined;
     log.warn({ event: 'recovered', id: entry.id, queue: 'active', attempts: entry.attempts, ...(owner && { owner }) }, owner ? `claimed by ${owner}, whose lease expired; delivering again` : 'in flight when the last daemon stopped; delivering again');

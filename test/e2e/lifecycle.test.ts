@@ -51,11 +51,12 @@ describe('lifecycle', () => {
     let daemon = await startDaemon(spool, ['--concurrency', '8', '--per-destination', '8', '--timeout', '30s']);
     const ids = Array.from({ length: 30 }, (_, i) => `k9-${i}`);
     for (const id of ids) drop(spool, id, { url: `${sink.url}/hook`, body: { id } });
-    await waitFor('8 requests in flight', () => held.length === 8);
+    // A destination starts at a window of 5 (slow start): the receiver never answers, so it stays there.
+    await waitFor('5 requests in flight', () => held.length === 5);
     assert.equal((await daemon.stop('SIGKILL')).signal, 'SIGKILL');
     const inFlight = held.map((res) => String(res.req.headers['idempotency-key']));
     const inActive = idsIn(spool, 'active');
-    assert.ok(inActive.length >= 8, 'claimed messages were left in active/');
+    assert.ok(inActive.length >= 5, 'claimed messages were left in active/');
     for (const id of inFlight) assert.ok(inActive.includes(id), `${id} (in flight) is in active/`);
     for (const res of held) res.destroy();
 

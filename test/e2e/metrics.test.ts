@@ -74,7 +74,7 @@ describe('metrics', () => {
     assert.equal(m.get('spoold_requests_in_flight'), 0);
     assert.equal(m.get('spoold_queue_messages{queue="active"}'), 0);
     assert.equal(m.get('spoold_oldest_due_seconds'), 0);
-    assert.ok((m.get('spoold_process_resident_memory_bytes') ?? 0) > 0, 'process metrics too');
+    assert.ok((m.get('process_resident_memory_bytes') ?? 0) > 0, 'process metrics too, under their standard names');
 
     assert.equal((await daemon.stop()).code, 0);
   });

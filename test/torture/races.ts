@@ -19,7 +19,7 @@ export async function operatorRaces(opts: { messages: number; seconds: number })
   ensureSpoolDirs(spoolDir);
   const spool = new Spool(spoolDir);
   // About operators racing the daemon, not dead destinations: half the answers are 503.
-  const daemon = await startDaemon(spoolDir, ['--min-backoff', '50ms', '--max-backoff', '300ms', '--max-attempts', '0', '--dead-after', '0', '--scan-interval', '200ms', '--log-level', 'warn'], { ready: false });
+  const daemon = await startDaemon(spoolDir, ['--min-backoff', '50ms', '--max-backoff', '300ms', '--max-attempts', '0', '--dead-after', '0', '--scan-interval', '200ms', '--log-level', process.env.TORTURE_DEBUG ? 'info' : 'warn'], { ready: false });
   // A first batch, then the rest produced during the race, so that there is
   // always traffic for the operators to race.
   const ids: string[] = [];
@@ -90,6 +90,8 @@ export async function operatorRaces(opts: { messages: number; seconds: number })
   await sleep(300);
   const left = snapshot(spoolDir);
   const lost = expected.filter((id) => !sink.delivered.has(id) && !left.has(id)).length;
+  if (process.env.TORTURE_DEBUG && !drained) for (const id of expected.filter((x) => !sink.delivered.has(x))) console.log("story of", id, left.get(id), JSON.stringify(daemon.lines.filter((l) => l.id === id || (l.event !== 'delivered' && l.event !== 'deferred' && l.event !== 'received' && l.event !== 'bounced')).slice(-40)));
+  if (process.env.TORTURE_DEBUG) console.log("left:", JSON.stringify([...left]), "undelivered:", expected.filter((id) => !sink.delivered.has(id)), "exit:", daemon.child.exitCode, daemon.stderr.slice(-2000), JSON.stringify(daemon.lines.slice(-5)));
   const up = daemon.child.exitCode === null;
   await daemon.stop();
   await sink.close();

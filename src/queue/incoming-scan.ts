@@ -1,0 +1,112 @@
+/**
+ * The incoming scan: claims producers' files from incoming/ (Postfix's
+ * qmgr_scan.c for the incoming queue).
+ *
+ * File events (spool/watch.ts) claim single names as they appear; this scan
+ * is for backlogs and the safety net (events can be missed). One read of
+ * incoming/ is carried from fill to fill while a backlog lasts, so a large
+ * folder is read once per pass instead of from its start at every fill. Only
+ * a pass begun in a fill and read to its end proves that nothing is left (one
+ * begun earlier may have missed names added since).
+ *
+ * While incoming/ holds more than a fill claims, file events are useless (the
+ * scan finds everything) and costly to keep watching: the watch is paused,
+ * and resumed after a quiet second, so that a bursty producer does not make
+ * it restart at every lull.
+ */
+import { DirectoryPass, type Spool } from '../spool/layout.js';
+import { parseIncomingName } from '../spool/names.js';
+import type { Clock } from './clock.js';
+
+/** File events resume after incoming/ has had no backlog for this long. */
+const WATCH_RESUME_AFTER_MS = 1000;
+/** How often a backlog is scanned for, file events being paused. */
+export const BUSY_RESCAN_MS = 50;
+
+export interface IncomingHost {
+  /** Whether this daemon holds a message with this id now. */
+  isHeld(id: string): boolean;
+  /** Claims and takes up one message; false if it was gone. Throws for the host's trouble. */
+  claim(id: string): boolean;
+  /** incoming/ started or stopped holding more than a fill claims. */
+  backlogChanged(backlog: boolean): void;
+  /** A read of incoming/ reached its end (see ordering.ts). */
+  readEnded(): void;
+}
+
+export class IncomingScan {
+  /** A scan may find something file events did not report. */
+  dirty = true;
+  /** incoming/ holds more than a fill claims. */
+  backlog = false;
+  /** When the last fill read incoming/ (monotonic ms). */
+  lastScan = -Infinity;
+  /** When the last read of incoming/ that reached its end began (monotonic ms). */
+  readStartedAt = -Infinity;
+  private quietSince: number | null = null;
+  private pass: DirectoryPass | null = null;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly clock: Clock,
+    private readonly host: IncomingHost,
+  ) {}
+
+  /** Claims up to `limit` messages; returns how many. Throws for the host's trouble (the pass is dropped). */
+  fill(limit: number): number {
+    let claimed = 0;
+    let exhausted = false;
+    this.lastScan = this.clock.mono();
+    for (let fresh = this.pass === null; !exhausted; fresh = true) {
+      const pass = (this.pass ??= new DirectoryPass(this.spool.dir('incoming'), this.clock.mono()));
+      let d: ReturnType<DirectoryPass['read']> = null;
+      try {
+        while ((d = pass.read()) !== null) {
+          const id = parseIncomingName(d.name);
+          if (!id || this.host.isHeld(id)) continue;
+          if (claimed >= limit) {
+            pass.unread(d);
+            break;
+          }
+          if (this.host.claim(id)) claimed++;
+        }
+      } catch (err) {
+        // A read or a claim failed (EIO, EMFILE): this pass ends unfinished; the next starts afresh.
+        pass.close();
+        this.pass = null;
+        throw err;
+      }
+      if (d !== null) break;
+      this.pass = null;
+      this.readStartedAt = pass.startedAt;
+      this.host.readEnded();
+      exhausted = fresh;
+    }
+    const now = this.clock.mono();
+    if (!exhausted) {
+      this.quietSince = null;
+      if (!this.backlog) {
+        this.backlog = true;
+        this.host.backlogChanged(true);
+      }
+    } else if (this.backlog) {
+      this.quietSince ??= now;
+      if (now - this.quietSince >= WATCH_RESUME_AFTER_MS) {
+        this.backlog = false;
+        this.host.backlogChanged(false);
+      }
+    }
+    this.dirty = !exhausted || this.backlog;
+    return claimed;
+  }
+
+  /** When the next scan is due (monotonic ms), file events or not. */
+  nextScanAt(scanInterval: number): number {
+    return this.backlog ? this.clock.mono() + BUSY_RESCAN_MS : Math.max(this.lastScan + scanInterval, this.clock.mono());
+  }
+
+  close(): void {
+    this.pass?.close();
+    this.pass = null;
+  }
+}

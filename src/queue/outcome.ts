@@ -1,0 +1,127 @@
+/**
+ * Outcomes: what follows an attempt, or a message that cannot be attempted
+ * (Postfix's qmgr_deliver.c and qmgr_defer.c). The classifier has chosen;
+ * this carries it out, by the spool's moves:
+ *
+ *   delivered  unlink (spool/moves.ts): only after a confirmed 2xx
+ *   deferred   into deferred/ with the next attempt in the name
+ *   bounced    reason record (and notice) first, then into bounced/
+ *   put back   into deferred/, its attempt unspent: the message was never
+ *              sent (its destination is dead, the daemon is stopping, the
+ *              host failed to read it)
+ *
+ * A move that fails leaves the message where it is and is retried by the
+ * host (see QueueManager.move), so nothing here can lose a file.
+ */
+import type { AttemptResult, Decision } from '../delivery/classify.js';
+import type { Claimed } from '../spool/claim.js';
+import type { Spool } from '../spool/layout.js';
+import { complete, moveToBounced, moveToDeferred, type BounceRecord } from '../spool/moves.js';
+import { describeErrorToken, formatEntry, type Entry } from '../spool/names.js';
+import type { Config } from '../service/config.js';
+import type { Logger } from '../service/log.js';
+import { announces, writeNotice } from '../service/notices.js';
+import type { Job } from './job.js';
+import type { KeyLines } from './ordering.js';
+
+/**
+ * Told what happens, for metrics: every move between queues the daemon makes,
+ * and every attempt's outcome. Must not throw, must be cheap.
+ */
+export interface DeliveryObserver {
+  moved(from: 'incoming' | 'deferred' | 'active' | 'ordered', to: 'active' | 'deferred' | 'bounced' | 'ordered' | null): void;
+  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; writtenAt?: number; bytes?: number }): void;
+  /** A message was claimed for the first time. */
+  received(destination: string, bytes: number): void;
+  /** A claimed message went back to deferred/ unsent. */
+  putBack(reason: PutBackReason): void;
+}
+
+/** Why a claimed message went back unsent: a closed set. */
+export type PutBackReason = 'destination-dead' | 'stopping' | 'read-failed' | 'not-settled';
+
+export interface SettleHost {
+  readonly spool: Spool;
+  readonly log: Logger;
+  readonly lines: KeyLines;
+  config(): Config;
+  observer(): DeliveryObserver | null;
+  /** Runs a move; a failure is logged and the move retried later, the message left where it is. */
+  move(id: string, queue: 'delivered' | 'deferred' | 'bounced' | 'ordered', step: () => void): void;
+  /** Look at deferred/ again no later than this wall time. */
+  wakeAtWall(wall: number): void;
+  /** A bounce is in bounced/ (and its notice in the outbox). */
+  bounced(record: BounceRecord): void;
+}
+
+export class Outcomes {
+  constructor(private readonly host: SettleHost) {}
+
+  /** Carries out the classifier's decision for a job whose request ended. */
+  settle(job: Job, result: AttemptResult, decision: Decision, now: number): void {
+    const { claimed } = job;
+    const { entry } = claimed;
+    const origin = job.destination.origin;
+    const base = {
+      id: entry.id,
+      destination: origin,
+      attempt: entry.attempts,
+      ...(result.kind === 'response' ? { status: result.status } : { error: result.code, detail: result.message }),
+      ms: result.elapsed,
+    };
+    const { log, lines } = this.host;
+    switch (decision.outcome) {
+      case 'delivered':
+        // The only place a message file is removed: after a confirmed 2xx.
+        this.host.move(entry.id, 'delivered', () => complete(claimed.path));
+        lines.done(entry.id);
+        this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, writtenAt: job.writtenAt, bytes: job.size });
+        log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
+        return;
+      case 'deferred': {
+        const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
+        lines.follow(entry.id, this.host.spool.deferredPath(next.time, formatEntry(next)));
+        this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, next));
+        this.host.observer()?.outcome('deferred', origin, { ms: result.elapsed });
+        this.host.wakeAtWall(decision.nextAttempt);
+        log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
+        return;
+      }
+      case 'bounced':
+        this.bounce(claimed, { ...entry, time: now, lastError: decision.lastError }, decision.reason, decision.lastError, now, origin, result.elapsed, job.url);
+        return;
+    }
+  }
+
+  /** `origin` and `ms`: the destination and the last request's time, when the bounce follows one. */
+  bounce(claimed: Claimed, entry: Entry, reason: string, lastError: string, now: number, origin?: string, ms?: number, url?: string): void {
+    const record: BounceRecord = {
+      id: entry.id,
+      reason,
+      lastError: describeErrorToken(lastError),
+      attempts: entry.attempts,
+      arrival: new Date(entry.arrival).toISOString(),
+      bouncedAt: new Date(now).toISOString(),
+      ...(url && { url }),
+    };
+    const config = this.host.config();
+    const bounced: Entry = { ...entry, time: now, lastError };
+    const announce = announces({ url: config.bounceHook, command: config.bounceCommand }, entry.id) ? (name: string) => writeNotice(this.host.spool, name, record) : undefined;
+    this.host.move(entry.id, 'bounced', () => moveToBounced(this.host.spool, claimed.path, bounced, record, announce));
+    this.host.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
+    this.host.observer()?.outcome('bounced', origin ?? '-', ms === undefined ? {} : { ms });
+    this.host.lines.done(entry.id);
+    this.host.bounced(record);
+  }
+
+  /** Back to deferred/, due at `at` (wall), its attempt not spent: it was never sent. */
+  putBack(claimed: Claimed, at: number, reason: PutBackReason, lastError?: string): void {
+    const { entry } = claimed;
+    const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1, ...(lastError && { lastError }) };
+    this.host.lines.follow(entry.id, this.host.spool.deferredPath(back.time, formatEntry(back)));
+    this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, back));
+    this.host.observer()?.putBack(reason);
+    this.host.wakeAtWall(at);
+    this.host.log.debug({ event: 'put-back', id: entry.id, queue: 'deferred', reason }, 'not sent; back to deferred');
+  }
+}

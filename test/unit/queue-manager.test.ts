@@ -1,0 +1,137 @@
+/**
+ * The queue manager's scheduling on an injected clock (node:test mock
+ * timers), over a real spool folder, with a sender that answers as scripted:
+ * no real time passes and no request leaves the process.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { pino } from 'pino';
+import type { AttemptResult } from '../../src/delivery/classify.js';
+import type { Message } from '../../src/delivery/message.js';
+import type { Sender } from '../../src/delivery/send.js';
+import type { Clock } from '../../src/queue/clock.js';
+import { QueueManager } from '../../src/queue/queue-manager.js';
+import { resolveConfig } from '../../src/service/config.js';
+import { Spool } from '../../src/spool/layout.js';
+
+const base = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-qm-'));
+after(() => fs.rmSync(base, { recursive: true, force: true }));
+let n = 0;
+
+/** Answers every request with `answer(id)`; records what was sent. */
+class ScriptedSender {
+  sent: string[] = [];
+  constructor(private readonly answer: (id: string) => AttemptResult) {}
+  send(_message: Message, opts: { id: string }): Promise<AttemptResult> {
+    this.sent.push(opts.id);
+    return Promise.resolve(this.answer(opts.id));
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  retire(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const ok: AttemptResult = { kind: 'response', status: 200, excerpt: '', elapsed: 1 };
+const unavailable: AttemptResult = { kind: 'response', status: 503, excerpt: '', elapsed: 1 };
+/** Lets the manager's promises and immediates run (they are real; the timers are not). */
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('queue manager scheduling', () => {
+  let wallOffset = 0;
+  const clock: Clock = {
+    wall: () => Date.now() + wallOffset,
+    mono: () => Date.now(),
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (t) => clearTimeout(t),
+  };
+  beforeEach(() => {
+    wallOffset = 0;
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_800_000_000_000 });
+  });
+  afterEach(() => mock.timers.reset());
+
+  function setup(answer: (id: string) => AttemptResult, flags: Record<string, string> = {}) {
+    const spool = new Spool(path.join(base, `spool-${n++}`));
+    spool.ensure();
+    const config = resolveConfig({ spool: spool.root, minBackoff: '1000', maxBackoff: '1000', scanInterval: '2000', ...flags }, {});
+    const sender = new ScriptedSender(answer);
+    const qm = new QueueManager(spool, config, sender as unknown as Sender, pino({ level: 'silent' }), null, clock);
+    const drop = (id: string) => fs.writeFileSync(spool.path('incoming', `${id}.json`), JSON.stringify({ url: 'http://127.0.0.1:1/x' }));
+    return { spool, qm, sender, drop };
+  }
+
+  it('retries on time after the wall clock is stepped back an hour (spacing runs on the monotonic clock)', async () => {
+    const { qm, sender, drop } = setup((id) => (sender.sent.filter((s) => s === id).length < 2 ? unavailable : ok));
+    drop('before-step');
+    qm.start();
+    await settle();
+    assert.deepEqual(sender.sent, ['before-step']);
+    wallOffset = -3_600_000;
+    drop('after-step');
+    qm.noticeIncoming('after-step.json');
+    await settle();
+    assert.deepEqual(sender.sent, ['before-step', 'after-step']);
+    // The fresh failure is due 0.75 to 1.25 s later by the new clock: it is retried then.
+    for (let t = 0; t < 1500; t += 100) {
+      mock.timers.tick(100);
+      await settle();
+    }
+    assert.deepEqual(sender.sent, ['before-step', 'after-step', 'after-step']);
+    // The one written before the step waits the hour the clock went back, as documented.
+    mock.timers.tick(60_000);
+    await settle();
+    assert.equal(sender.sent.filter((s) => s === 'before-step').length, 1);
+    await qm.stop(0);
+  });
+
+  it('a message made due now by an operator is found at the next tick, whatever the clock did', async () => {
+    const { spool, qm, sender } = setup(() => ok);
+    qm.start();
+    await settle();
+    wallOffset = -3_600_000;
+    const now = clock.wall();
+    const dir = spool.bucketDir(Math.floor(now / 60_000) * 60_000);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${now}_1_${now}_-_503_flushed.json`), JSON.stringify({ url: 'http://127.0.0.1:1/x' }));
+    mock.timers.tick(2100);
+    await settle();
+    assert.deepEqual(sender.sent, ['flushed']);
+    await qm.stop(0);
+  });
+
+  it('claims no more than the active limit, and claims again as the set empties', async () => {
+    let release: (() => void)[] = [];
+    const { qm, sender, drop } = setup(() => ok, { activeLimit: '10', perDestination: '2', concurrency: '2' });
+    (sender as unknown as { send: (m: Message, o: { id: string }) => Promise<AttemptResult> }).send = (_m, o) => {
+      sender.sent.push(o.id);
+      return new Promise((r) => release.push(() => r(ok)));
+    };
+    for (let i = 0; i < 30; i++) drop(`m-${i}`);
+    qm.start();
+    await settle();
+    assert.equal(qm.activeCount, 10, 'the active set is full');
+    assert.equal(sender.sent.length, 2, 'two in flight: the window would allow more, the concurrency does not');
+    for (let round = 0; round < 20 && sender.sent.length < 30; round++) {
+      const now = release;
+      release = [];
+      for (const r of now) r();
+      await settle();
+      mock.timers.tick(100);
+      await settle();
+      assert.ok(qm.activeCount <= 10, `active ${qm.activeCount}`);
+    }
+    assert.equal(sender.sent.length, 30, 'every message went out');
+    for (const r of release) r();
+    await settle();
+    assert.equal(qm.activeCount, 0);
+    await qm.stop(0);
+  });
+});
