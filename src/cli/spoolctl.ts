@@ -28,6 +28,7 @@ import {
   type Located,
 } from '../operate/control.js';
 import { SpoolError } from '../errors.js';
+import { oneLineErrors } from './conventions.js';
 import { isQueue, QUEUES, type Queue } from '../spool/layout.js';
 import { progress, type Progress } from '../operate/progress.js';
 import { formatRelative } from '../units.js';
@@ -79,10 +80,9 @@ function parseLimit(value: string): number {
 }
 
 function makeProgram(): Command {
-  const program = new Command('spoolctl')
+  const program = oneLineErrors(new Command('spoolctl'), 'spoolctl')
     .description('See and steer a spoold spool while the daemon runs.')
-    .exitOverride()
-    .showHelpAfterError()
+
     .addHelpText('after', '\nExit codes: 0 success, 1 a named id not found or not moved, 2 bad usage.');
 
   program

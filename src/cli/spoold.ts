@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, DEFAULTS, readConfigFile, resolveConfig, SETTINGS, type Config } from '../service/config.js';
 import { SpoolError } from '../errors.js';
+import { oneLineErrors } from './conventions.js';
 
 function defaultText(key: keyof Config): string {
   const v = DEFAULTS[key];
@@ -19,10 +20,7 @@ function defaultText(key: keyof Config): string {
 }
 
 function makeProgram(): Command {
-  const program = new Command('spoold')
-    .description('Delivers HTTP messages dropped into a file spool; never loses one.')
-    .exitOverride()
-    .showHelpAfterError();
+  const program = oneLineErrors(new Command('spoold'), 'spoold').description('Delivers HTTP messages dropped into a file spool; never loses one.');
 
   const start = program
     .command('start')

@@ -15,10 +15,14 @@
  * The spool on disk is the queue: the active set holds at most
  * --active-limit messages (a path, a name and a destination each, plus the
  * parsed message while --active-bytes allows), so memory is bounded whatever
- * the backlog. Claiming stops while the set is full and starts again as it
- * empties. Nothing goes back to deferred/ because its destination is busy:
- * a message goes back unsent only when its destination is dead, or when the
- * daemon stops.
+ * the backlog. Like qmgr, it reads only what it can schedule: what the slots
+ * need (twice --concurrency). Beyond that it reads ahead, a slice at a time,
+ * only while reading ahead finds messages for destinations that could send
+ * them: a slow destination's backlog must not hide another's fresh messages,
+ * and a single busy destination must not fill memory with its own (holding
+ * thousands costs a third more CPU per message, in the collector). Nothing
+ * goes back to deferred/ because its destination is busy: a message goes
+ * back unsent only when its destination is dead, or when the daemon stops.
  *
  * Time: next-attempt times are wall-clock times in filenames; every spacing,
  * timer and cool-off runs on the monotonic clock (see clock.ts), so a wall
@@ -54,6 +58,9 @@ const HOST_TROUBLE_DELAY_MS = 1000;
 const CLOCK_STEP_MS = 2000;
 /** Claims per turn of the event loop: a large backlog is taken in slices, so requests keep flowing meanwhile. */
 const CLAIM_BATCH = 256;
+/** Reading ahead that found nothing that could go out waits this long at first, doubling up to READ_AHEAD_MAX_MS. */
+const READ_AHEAD_MIN_MS = 50;
+const READ_AHEAD_MAX_MS = 1000;
 
 /** One destination as reported (spoolctl stats, the status page, metrics). */
 export interface DestinationReport {
@@ -93,6 +100,11 @@ export class QueueManager {
   /** Due messages were passed over because their destination held its share: look again as it empties. */
   private passedOver = false;
   private fillQueued = false;
+  /** Reading ahead (see fill) may go on from this time (monotonic), after this pause. */
+  private readAheadAt = -Infinity;
+  private readAheadPause = 0;
+  /** Claims for a destination that could send them soon, counted to tell whether reading ahead finds any. */
+  private usefulClaims = 0;
   private stopping = false;
   private lastClock: { wall: number; mono: number };
   private lastDispose: number;
@@ -228,6 +240,7 @@ export class QueueManager {
     const id = parseIncomingName(name);
     // Our own claim's rename shows up here too: the id is held by then.
     if (!id || this.stopping || this.held.has(id)) return;
+    // A named file is no blind read: claimed whenever the set has room.
     if (this.held.size < this.activeLimit && !this.inTrouble()) {
       this.guard('claim', () => void this.claim(claimIncoming(this.spool, id, this.clock.wall(), this.owner), 'incoming'));
     } else {
@@ -272,20 +285,39 @@ export class QueueManager {
     });
   }
 
+  /** Claims the slots need now (twice the concurrency, less what is held). */
+  private get needed(): number {
+    return Math.max(0, 2 * this.config.concurrency - this.held.size);
+  }
+
+  /** How many may be claimed now: what the slots need, or a slice of reading ahead when it may help (see the header). */
+  private allowance(): number {
+    const room = this.activeLimit - this.held.size;
+    const ahead = this.sending < this.config.concurrency && this.clock.mono() >= this.readAheadAt ? CLAIM_BATCH : 0;
+    return Math.min(room, Math.max(this.needed, ahead), CLAIM_BATCH);
+  }
+
   /** Claims what there is room for, a slice at a time. */
   private fill(): void {
     if (this.stopping) return;
     // While a move is failing (disk full, permissions), claiming more would
     // only strand more: wait for the tick that finds the spool writable again.
     if (this.inTrouble()) return this.arm();
-    const room = Math.min(this.activeLimit - this.held.size, CLAIM_BATCH);
+    const needed = this.needed;
+    const room = this.allowance();
+    this.usefulClaims = 0;
     let claimed = 0;
     // Retries and fresh messages share a fill, so neither starves the other.
     if (room > claimed && this.due.ready()) claimed += this.fillFromDeferred(this.incoming.dirty ? Math.ceil(room / 2) : room);
     if (room > claimed && this.incoming.dirty) this.guard('incoming scan', () => (claimed += this.incoming.fill(room - claimed)));
     if (room > claimed && this.due.ready()) claimed += this.fillFromDeferred(room - claimed);
+    if (claimed > needed) {
+      // Read ahead: on at once if it found messages that can go out, else after a pause that doubles.
+      this.readAheadPause = this.usefulClaims > 0 ? 0 : Math.min(READ_AHEAD_MAX_MS, Math.max(READ_AHEAD_MIN_MS, this.readAheadPause * 2));
+      this.readAheadAt = this.clock.mono() + this.readAheadPause;
+    }
     // A slice was taken and there may be more: the next one after this turn's requests are out.
-    if (claimed >= room && this.held.size < this.activeLimit && (this.incoming.dirty || this.due.dirty)) this.scheduleFill();
+    if (claimed >= room && room > 0 && this.allowance() > 0 && (this.incoming.dirty || this.due.dirty)) this.scheduleFill();
     this.arm();
   }
 
@@ -326,8 +358,10 @@ export class QueueManager {
     // would otherwise make a hot loop of failing ticks.
     if (this.stranded.size > 0) return this.wakeup.at(now + HOST_TROUBLE_DELAY_MS);
     if (now < this.troubleUntil) return this.wakeup.at(this.troubleUntil);
-    // Full: room, not time, is what claiming waits for (release() fills again).
-    if (this.held.size >= this.activeLimit) return this.wakeup.at(now + this.config.scanInterval);
+    // Nothing may be claimed now: room, not time, is what claiming waits for
+    // (release() fills again), or the pause of reading ahead.
+    if (this.needed === 0 && (this.held.size >= this.activeLimit || this.sending >= this.config.concurrency)) return this.wakeup.at(now + this.config.scanInterval);
+    if (this.needed === 0 && (this.incoming.dirty || this.due.dirty)) this.wakeup.at(this.readAheadAt);
     this.wakeup.at(this.incoming.nextScanAt(this.config.scanInterval));
     if (this.due.dirty) this.wakeup.at(this.due.readyAt);
     else if (this.due.nextDue !== null) this.wakeup.at(Math.max(monoAt(this.clock, this.due.nextDue), this.due.readyAt));
@@ -411,6 +445,8 @@ export class QueueManager {
     if (keep) this.keptBytes += read.size;
     const job: Job = { claimed, destination, policy, writtenAt: read.writtenAt, url: message.url.href, size: read.size, message: keep ? message : null, probe: false, round: 0 };
     destination.waiting.push(job);
+    // Worth claiming: its destination can send it within a round or two.
+    if (destination.waiting.length <= 2 * destination.window.value) this.usefulClaims++;
     this.table.touched(destination, this.clock.mono());
     const c = destination.circuit;
     if (c && c.state === 'dead' && !c.admits(this.clock.mono())) return this.holdBack(destination);
@@ -614,7 +650,7 @@ export class QueueManager {
 
   private release(id: string): void {
     this.held.delete(id);
-    if (this.incoming.dirty || this.due.dirty) this.scheduleFill();
+    if ((this.incoming.dirty || this.due.dirty) && this.needed > 0) this.scheduleFill();
   }
 
   /** The destinations the daemon holds work or state for, busiest first (at most `limit`). */
