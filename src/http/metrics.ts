@@ -287,8 +287,9 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     },
   };
 
-  // Counted in the background: a spool that cannot be counted now must not keep the daemon from starting.
-  recount().catch((err: Error) => log.warn({ event: 'metrics-recount-failed', error: err.message }, 'could not count the queues'));
+  // The first count runs before the queue manager moves anything (so no move
+  // races it); a spool that cannot be counted must not keep the daemon from starting.
+  await recount().catch((err: Error) => log.warn({ event: 'metrics-recount-failed', error: err.message }, 'could not count the queues'));
   const timer = setInterval(() => {
     if (Date.now() - lastRecount >= Math.max(RECOUNT_MIN_MS, 20 * lastDuration)) recount().catch((err: Error) => log.warn({ event: 'metrics-recount-failed', error: err.message }, 'could not count the queues'));
   }, 1000);

@@ -9,16 +9,15 @@
  * a pass begun in a fill and read to its end proves that nothing is left (one
  * begun earlier may have missed names added since).
  *
- * While incoming/ holds more than a fill claims, file events are useless (the
- * scan finds everything) and costly to keep watching: the watch is paused,
- * and resumed after a quiet second, so that a bursty producer does not make
- * it restart at every lull.
+ * While incoming/ holds more than a fill claims (a backlog), it is scanned
+ * every BUSY_RESCAN_MS; the backlog is over after a quiet second, so that a
+ * bursty producer does not make it flap.
  */
 import { DirectoryPass, type Spool } from '../spool/layout.js';
 import { parseIncomingName } from '../spool/names.js';
 import type { Clock } from './clock.js';
 
-/** File events resume after incoming/ has had no backlog for this long. */
+/** A backlog is over once incoming/ has had none for this long. */
 const WATCH_RESUME_AFTER_MS = 1000;
 /** How often a backlog is scanned for, file events being paused. */
 export const BUSY_RESCAN_MS = 50;

@@ -111,8 +111,6 @@ export class QueueManager {
 
   /** Metrics, when they are on. */
   observer: DeliveryObserver | null = null;
-  /** Told when incoming/ starts or stops holding more than a fill claims (the watch is paused then). */
-  onIncomingBacklog: (backlog: boolean) => void = () => undefined;
   /** Told of every bounce once it is in bounced/ (its notice, if any, is in the outbox). */
   onBounced: (record: BounceRecord) => void = () => undefined;
   /** Told when a destination dies or reopens (spoolctl stats should hear of it soon). */
@@ -138,10 +136,7 @@ export class QueueManager {
     this.incoming = new IncomingScan(spool, clock, {
       isHeld: (id) => this.held.has(id),
       claim: (id) => this.claim(claimIncoming(this.spool, id, this.clock.wall(), this.owner), 'incoming'),
-      backlogChanged: (backlog) => {
-        this.onIncomingBacklog(backlog);
-        if (!backlog) this.watchStarted();
-      },
+      backlogChanged: () => undefined,
       readEnded: () => this.lines.incomingRead(),
     });
     this.due = new DueScan(spool, clock);
@@ -200,10 +195,6 @@ export class QueueManager {
   /** Messages in the active set now (claimed, waiting or in flight). */
   get activeCount(): number {
     return this.held.size;
-  }
-
-  get hasIncomingBacklog(): boolean {
-    return this.incoming.backlog;
   }
 
   /** Messages were made due from outside (a peer's claims recovered, the status page): look at deferred/ now. */

@@ -52,6 +52,8 @@ export interface Config extends DeliveryPolicy {
   metricsDestinations: number;
   /** Let the status page requeue and delete bounced messages. */
   statusActions: boolean;
+  /** How incoming/ is watched: events (inotify, the default) or poll (network file systems). */
+  watch: 'events' | 'poll';
   /** Share the spool with other daemons (leases) instead of locking it. */
   shared: boolean;
   /** In a shared spool: a daemon silent for this long is dead, and its claims are recovered. */
@@ -118,6 +120,7 @@ export const DEFAULTS = {
   metrics: '',
   metricsDestinations: 20,
   statusActions: false,
+  watch: 'events',
   shared: false,
   leaseTtl: 30_000,
   deadAfter: 10,
@@ -165,6 +168,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'metrics', flag: 'metrics', env: 'SPOOLD_METRICS', kind: 'address', min: 0, max: 0, help: 'serve Prometheus metrics on host:port (e.g. 127.0.0.1:9464), path /metrics' },
   { key: 'metricsDestinations', flag: 'metrics-destinations', env: 'SPOOLD_METRICS_DESTINATIONS', kind: 'count', min: 1, max: 10_000, help: 'destinations with a metrics label of their own (the busiest of the last minute); the rest are counted as "other"' },
   { key: 'statusActions', flag: 'status-actions', env: 'SPOOLD_STATUS_ACTIONS', kind: 'flag', min: 0, max: 0, help: 'let the status page (on the --metrics address) requeue and delete bounced messages' },
+  { key: 'watch', flag: 'watch', env: 'SPOOLD_WATCH', kind: 'choice', min: 0, max: 0, choices: ['events', 'poll'], help: 'how incoming/ is watched: events (inotify) or poll (every 250 ms, for spools on network file systems that do not report other clients\' renames)' },
   { key: 'shared', flag: 'shared', env: 'SPOOLD_SHARED', kind: 'flag', min: 0, max: 0, help: 'share the spool with other daemons started with --shared, on this host or others (leases instead of the lock)' },
   { key: 'leaseTtl', flag: 'lease-ttl', env: 'SPOOLD_LEASE_TTL', kind: 'duration', min: 300, max: 3_600_000, help: 'with --shared: a daemon that has not renewed its lease for this long is dead; its claims are delivered by the others' },
   { key: 'deadAfter', flag: 'dead-after', env: 'SPOOLD_DEAD_AFTER', kind: 'count', min: 0, max: 1_000_000, help: 'consecutive transient failures (and at least the destination concurrency) that make a destination dead: its messages wait, attempts unspent (0: never)' },

@@ -137,19 +137,15 @@ export async function runDaemon(load: () => Config): Promise<number> {
     onReloadSignal = reload;
     onStopSignal = (signal) => void stop(signal).then(resolve, reject);
     if (earlySignal) return onStopSignal(earlySignal);
-    // The first scan runs before the watch starts: with a backlog waiting,
-    // the watch starts paused (see watch.ts).
     manager.start();
     watchIncoming(
       spool,
+      config.watch,
       (name) => manager.noticeIncoming(name),
-      (err) => log.warn({ event: 'watch-error', err }, 'file watcher error; relying on periodic rescans'),
-      manager.hasIncomingBacklog,
+      (err) => log.warn({ event: 'watch-error', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'file watcher error; relying on periodic rescans'),
     ).then(
       (w) => {
         watcher = w;
-        manager.onIncomingBacklog = (backlog) => w.pause(backlog);
-        w.pause(manager.hasIncomingBacklog); // it may have changed while chokidar loaded
         manager.watchStarted();
         if (stopping) void w.close();
       },

@@ -49,7 +49,7 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
     const name = `run-${++runs}`;
     const config = path.join(path.dirname(spool), `${name}.json`);
     fs.writeFileSync(config, JSON.stringify({ destinations: [{ match: origin, headers: { 'x-daemon': name } }] }));
-    const args = ['--shared', '--config', config, '--lease-ttl', '3s', '--concurrency', '32', '--per-destination', '32', '--min-backoff', '100ms', '--max-backoff', '1s', '--max-attempts', '0', '--dead-after', '0', '--scan-interval', '500ms', '--log-level', 'warn'];
+    const args = ['--shared', '--config', config, '--lease-ttl', '3s', '--concurrency', '32', '--per-destination', '32', '--min-backoff', '100ms', '--max-backoff', '1s', '--max-attempts', '0', '--dead-after', '0', '--scan-interval', '500ms', '--log-level', process.env.TORTURE_DEBUG ? 'info' : 'warn'];
     return { name, daemon: await startDaemon(spool, args, { ready: false }) };
   };
 
@@ -94,6 +94,7 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
     }
   }
   const leases = leasesIn();
+  if (process.env.TORTURE_DEBUG && leases.length > 0) console.log("leases left:", leases, pair.map((p) => p.name), JSON.stringify(pair.map((p) => p.daemon.events("lease-taken")[0]?.owner)));
   // The last two remove their own leases as they stop.
   const pass = drained && lost === 0 && left.size === 0 && whileAlive.length === 0 && leases.length === 0 && exits.every((e) => e.code === 0);
   return {
