@@ -27,116 +27,18 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { streamDir, type Spool } from '../spool/layout.js';
-import { formatEntry, formatLineName, keyTag, parseLineName, type Entry } from '../spool/names.js';
+import type { Spool } from '../spool/layout.js';
+import { clearHead, enterLine, before, headIsAt, lineTags, oldestInLine, readHead, writeHead, type InLine } from '../spool/lines.js';
+import { formatEntry, keyTag, type Entry } from '../spool/names.js';
 import { moveToDeferred } from '../spool/moves.js';
 import type { Clock } from './clock.js';
-import { writeRecord } from '../spool/staging.js';
-
-interface HeadRecord {
-  id: string;
-  /** Where the head is, relative to the spool. */
-  path: string;
-}
-
-const HEAD = '.head';
-
-export function readHead(spool: Spool, tag: string): HeadRecord | null {
-  try {
-    const r = JSON.parse(fs.readFileSync(path.join(spool.lineDir(tag), HEAD), 'utf8')) as HeadRecord;
-    return typeof r.id === 'string' && typeof r.path === 'string' ? r : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Written before the head moves there: a crash in between leaves a stale
- * record, never a lost key. Fsynced: a record that came back empty after a
- * power cut would let a second head of the key go out.
- */
-export function writeHead(spool: Spool, tag: string, id: string, at: string): void {
-  fs.mkdirSync(spool.lineDir(tag), { recursive: true, mode: 0o700 });
-  writeRecord(spool, path.join(spool.lineDir(tag), HEAD), JSON.stringify({ id, path: path.relative(spool.root, at) }) + '\n', true);
-}
-
-export function clearHead(spool: Spool, tag: string, id: string): void {
-  if (readHead(spool, tag)?.id === id) fs.rmSync(path.join(spool.lineDir(tag), HEAD), { force: true });
-}
-
-export function headIsAt(spool: Spool, head: HeadRecord): boolean {
-  return fs.existsSync(path.join(spool.root, head.path));
-}
-
-/** Into the key's line, by rename; returns its place there. */
-export function enterLine(spool: Spool, tag: string, from: string, entry: Entry, writtenAt: number): InLine {
-  const dir = spool.lineDir(tag);
-  const sequence = Math.round(writtenAt * 1000);
-  const name = formatLineName(sequence, entry);
-  const to = path.join(dir, name);
-  try {
-    fs.renameSync(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(from)) throw err;
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.renameSync(from, to);
-  }
-  return { name, sequence, entry };
-}
-
-export interface InLine {
-  name: string;
-  sequence: number;
-  entry: Entry;
-}
-
-/** File times tick coarsely (a few ms on some file systems): messages written within one tick are ordered by id. */
-export function before(a: InLine, b: InLine): boolean {
-  return a.sequence < b.sequence || (a.sequence === b.sequence && a.entry.id < b.entry.id);
-}
-
-/**
- * The `count` oldest messages in the key's line, oldest first, in one pass
- * (O(line)); `complete` when that is the whole line.
- */
-export function oldestInLine(spool: Spool, tag: string, count: number): { oldest: InLine[]; complete: boolean } {
-  const oldest: InLine[] = [];
-  let seen = 0;
-  for (const d of streamDir(spool.lineDir(tag))) {
-    const parsed = parseLineName(d.name);
-    if (!parsed) continue;
-    seen++;
-    const item = { name: d.name, ...parsed };
-    if (oldest.length === count && !before(item, oldest[count - 1]!)) continue;
-    let i = oldest.length;
-    while (i > 0 && before(item, oldest[i - 1]!)) i--;
-    oldest.splice(i, 0, item);
-    if (oldest.length > count) oldest.pop();
-  }
-  return { oldest, complete: seen <= count };
-}
-
-/** Keys that have a line or a head (their tags). */
-export function lineTags(spool: Spool): string[] {
-  const tags: string[] = [];
-  for (const d of streamDir(spool.dir('ordered'))) if (/^[0-9a-f]{32}$/.test(d.name)) tags.push(d.name);
-  return tags;
-}
-
-/** After recovery moved messages out of active/: heads among them are recorded where they now are. */
-export function repointHeads(spool: Spool, moved: ReadonlyMap<string, string>): void {
-  if (moved.size === 0) return;
-  for (const tag of lineTags(spool)) {
-    const head = readHead(spool, tag);
-    const now = head && moved.get(head.id);
-    if (now) writeHead(spool, tag, head.id, now);
-  }
-}
 
 /** What the key lines need of the queue manager. */
 export interface LineHost {
   readonly spool: Spool;
   readonly clock: Clock;
+  /** Other daemons claim from this spool too (--shared). */
+  readonly shared: boolean;
   /** This daemon holds the message (claimed, in memory). */
   isHeld(id: string): boolean;
   /**
@@ -193,9 +95,13 @@ export class KeyLines {
     const tag = keyTag(key);
     const head = readHead(spool, tag);
     if (head?.id === entry.id) {
-      // The record still says where it was in deferred/: this daemon holds it
-      // now, and start-up recovery repoints the record if it dies holding it.
+      // Alone, the record may go on saying where it was in deferred/: this
+      // daemon holds it, and start-up recovery repoints the record if it dies
+      // holding it. Shared, a peer cannot see what this daemon holds: the
+      // record says it is in active/, or the peer would take it for stale and
+      // elect a second head (a peer's recovery repoints it if we die).
       this.heads.set(entry.id, tag);
+      if (this.host.shared) this.host.guard('ordering', () => writeHead(spool, tag, entry.id, claimed.path));
       return 'head';
     }
     const stale = head !== null && !this.host.isHeld(head.id) && !headIsAt(spool, head);

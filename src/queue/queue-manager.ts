@@ -143,6 +143,7 @@ export class QueueManager {
     this.lines = new KeyLines({
       spool,
       clock,
+      shared: owner !== null,
       isHeld: (id) => this.held.has(id),
       incomingReadStartedAt: () => this.incoming.readStartedAt,
       readIncoming: () => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { streamDir, type Spool } from './layout.js';
 import type { Logger } from '../service/log.js';
 import { leaseOwners, type Leases } from './lease.js';
-import { repointHeads } from '../queue/ordering.js';
+import { repointHeads } from './lines.js';
 import { parseActiveName, parseEntry, parseIncomingName, REASON_SUFFIX, type Entry } from './names.js';
 import { moveToDeferred } from './moves.js';
 

@@ -94,7 +94,6 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
     }
   }
   const leases = leasesIn();
-  if (process.env.TORTURE_DEBUG && leases.length > 0) console.log("leases left:", leases, pair.map((p) => p.name), JSON.stringify(pair.map((p) => p.daemon.events("lease-taken")[0]?.owner)));
   // The last two remove their own leases as they stop.
   const pass = drained && lost === 0 && left.size === 0 && whileAlive.length === 0 && leases.length === 0 && exits.every((e) => e.code === 0);
   return {
@@ -104,6 +103,6 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
       `${opts.messages.toLocaleString('en')} messages, 2 daemons --shared on one spool, ${opts.kills} × SIGKILL of one or the other (${runs} daemon runs), ${Math.round(opts.failShare * 100)}% 503: ` +
       `delivered ${delivered.size.toLocaleString('en')}, lost ${lost}, left in spool ${left.size}, ` +
       `sent twice ${duplicates} (all after the first sender was killed: ${whileAlive.length === 0 ? 'yes' : `no, ${whileAlive.slice(0, 5).join(', ')}`}), ` +
-      `requests ${requests.toLocaleString('en')}, leases left ${leases.length}, total ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `requests ${requests.toLocaleString('en')}, leases left ${leases.length}${leases.length > 0 ? ` (${leases.join(', ')})` : ''}, total ${((Date.now() - started) / 1000).toFixed(0)} s`,
   };
 }
