@@ -19,6 +19,7 @@ import { createLogger, type Logger } from './log.js';
 import { QueueManager } from '../queue/queue-manager.js';
 import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from '../spool/recover.js';
 import { Sender } from '../delivery/send.js';
+import { ClockSteps } from '../spool/clock-steps.js';
 import { sweepTmp, writeRecord } from '../spool/staging.js';
 import { watchIncoming, type IncomingWatch } from '../spool/watch.js';
 
@@ -58,6 +59,13 @@ export async function runDaemon(load: () => Config): Promise<number> {
 
   let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log, leases?.owner ?? null);
+  // Ages survive clock steps (see spool/clock-steps.ts).
+  const steps = new ClockSteps(spool);
+  const downStep = steps.load();
+  if (downStep !== null) log.warn({ event: 'clock-stepped', stepMs: Math.round(downStep), whileStopped: true }, `the clock moved ${Math.round(downStep / 1000)} s more than the time that passed while the daemon was stopped`);
+  manager.onClockStep = (delta, before) => steps.stepped(delta, before);
+  manager.arrivalOf = (arrival) => steps.arrivalOf(arrival);
+  const clockTimer = setInterval(() => steps.save(), 60_000).unref();
   let watcher: IncomingWatch | null = null;
   const state = new DestinationState(spool, manager, log);
   const stateTimer = setInterval(() => state.write(), STATE_INTERVAL_MS).unref();
@@ -94,6 +102,8 @@ export async function runDaemon(load: () => Config): Promise<number> {
       await sender.close();
       if (heartbeat) clearInterval(heartbeat);
       clearInterval(stateTimer);
+      clearInterval(clockTimer);
+      steps.save();
       state.write(true);
       clearInterval(sweeper);
       lock?.release();

@@ -202,9 +202,76 @@ async function clockSteps(): Promise<Part> {
   }
 }
 
+/**
+ * The wall clock ten years behind (a machine whose clock starts in the past),
+ * then corrected: once while the daemon runs, once while it is stopped. Also
+ * stepped back an hour: fresh failures and flushed messages still go on time.
+ */
+async function clockCorrected(): Promise<Part> {
+  const name = 'clock corrected';
+  const lib = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) => fs.existsSync(p));
+  if (!lib) return { name, pass: null, text: 'not run: libfaketime is not installed (apt-get install faketime)' };
+  const control = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-clock-')), 'offset');
+  let healthy = false;
+  const sink = await routedSink(() => (healthy ? 200 : 503));
+  const spool = tempSpool();
+  const env = { LD_PRELOAD: lib, FAKETIME_TIMESTAMP_FILE: control, FAKETIME_NO_CACHE: '1', DONT_FAKE_MONOTONIC: '1' };
+  const args = ['--min-backoff', '1s', '--max-backoff', '1s', '--scan-interval', '300ms', '--dead-after', '0'];
+  const texts: string[] = [];
+  let pass = true;
+  const fail = (msg: string) => ((pass = false), texts.push(`FAILED ${msg}`));
+  try {
+    // 1. Corrected while running.
+    fs.writeFileSync(control, '-3650d\n');
+    let daemon = await startDaemon(spool, args, { ready: false, env });
+    await sleep(800);
+    const running = Array.from({ length: 10 }, (_, i) => `run-${i}`);
+    for (const id of running) quickDrop(spool, id, { url: `${sink.url}/x` });
+    await waitFor('deferred', () => running.every((id) => daemon.events('deferred', id).length > 0), 10_000);
+    fs.writeFileSync(control, '+0\n');
+    healthy = true;
+    const ok1 = await waitFor('delivered after the correction', () => running.every((id) => sink.ok.has(id)), 20_000).then(() => true, () => false);
+    const bounced1 = running.filter((id) => daemon.events('bounced', id).length > 0).length;
+    if (!ok1 || bounced1 > 0) fail(`corrected while running: delivered ${running.filter((id) => sink.ok.has(id)).length}/10, bounced ${bounced1}`);
+    else texts.push('ten years behind, corrected while running: 10/10 delivered, none bounced as expired');
+    // 2. Stepped back an hour: a fresh failure and a flushed message go on time.
+    healthy = false;
+    fs.writeFileSync(control, '-1h\n');
+    await sleep(1000);
+    quickDrop(spool, 'after-back', { url: `${sink.url}/x` });
+    await waitFor('deferred', () => daemon.events('deferred', 'after-back').length > 0, 10_000);
+    healthy = true;
+    const t0 = Date.now();
+    const ok2 = await waitFor('retried on time after the step back', () => sink.ok.has('after-back'), 10_000).then(() => true, () => false);
+    if (!ok2) fail('stepped back 1 h: a fresh failure was not retried');
+    else texts.push(`stepped back 1 h: a fresh failure retried after ${((Date.now() - t0) / 1000).toFixed(1)} s (back-off 1 s)`);
+    await daemon.stop();
+    // 3. Corrected while stopped.
+    healthy = false;
+    fs.writeFileSync(control, '-3650d\n');
+    daemon = await startDaemon(spool, args, { ready: false, env });
+    await sleep(800);
+    const stopped = Array.from({ length: 10 }, (_, i) => `stop-${i}`);
+    for (const id of stopped) quickDrop(spool, id, { url: `${sink.url}/x` });
+    await waitFor('deferred', () => stopped.every((id) => daemon.events('deferred', id).length > 0), 10_000);
+    await daemon.stop();
+    healthy = true;
+    daemon = await startDaemon(spool, args, { ready: false });
+    const ok3 = await waitFor('delivered after a restart on the right clock', () => stopped.every((id) => sink.ok.has(id)), 20_000).then(() => true, () => false);
+    const bounced3 = stopped.filter((id) => daemon.events('bounced', id).length > 0).length;
+    const seen = daemon.events('clock-stepped').some((l) => l.whileStopped === true);
+    if (!ok3 || bounced3 > 0 || !seen) fail(`corrected while stopped: delivered ${stopped.filter((id) => sink.ok.has(id)).length}/10, bounced ${bounced3}, step seen ${seen}`);
+    else texts.push('ten years behind, corrected while stopped: the step seen at start, 10/10 delivered, none bounced');
+    await daemon.stop();
+  } finally {
+    await sink.close();
+  }
+  return { name, pass, text: texts.join('; ') };
+}
+
 export async function osLimits(opts: { fdMessages: number }): Promise<Outcome> {
   const parts: Part[] = [];
-  for (const run of [fullDisk, () => fewDescriptors(opts.fdMessages), permissionDenied, clockSteps]) {
+  for (const run of [fullDisk, () => fewDescriptors(opts.fdMessages), permissionDenied, clockSteps, clockCorrected]) {
     try {
       parts.push(await run());
     } catch (err) {
