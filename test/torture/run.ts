@@ -12,6 +12,7 @@ import { crashLoop } from './crash-loop.js';
 import { endpointFaults } from './faults.js';
 import { hostileInput } from './hostile.js';
 import { manyOrigins } from './origins.js';
+import { powerCuts } from './powercut.js';
 import { osLimits } from './limits.js';
 import { orderingUnderKills } from './ordering.js';
 import { operatorRaces } from './races.js';
@@ -29,6 +30,7 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['ordering', () => orderingUnderKills(smoke ? { keys: 20, perKey: 15, kills: 4, failShare: 0.3 } : { keys: 40, perKey: 60, kills: 15, failShare: 0.3 })],
   ['shared', () => sharedUnderKills(smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 })],
   ['origins', () => manyOrigins(smoke ? { origins: 1000, perOrigin: 2 } : { origins: 5000, perOrigin: 2 })],
+  ['powercut', () => powerCuts(smoke ? { cuts: 5 } : { cuts: 25 })],
 ];
 
 const results: Outcome[] = [];
