@@ -122,6 +122,6 @@ export class Outcomes {
     this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, back));
     this.host.observer()?.putBack(reason);
     this.host.wakeAtWall(at);
-    this.host.log.debug({ event: 'put-back', id: entry.id, queue: 'deferred', reason }, 'not sent; back to deferred');
+    this.host.log.info({ event: 'put-back', id: entry.id, queue: 'deferred', reason }, `not sent (${reason}); back to deferred`);
   }
 }

@@ -90,7 +90,7 @@ async function daemonRun(spool: string): Promise<Record<string, string>> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fresh`;
 
   const t0 = performance.now();
-  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool], { stdio: ['ignore', 'pipe', 'inherit'] });
   child.stdout.resume();
   // Ready when a message dropped now is delivered.
   const probe = () => {

@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: the same work for every contender, on this machine, in one
  * run: N messages of about 1 KiB, each POSTed once to one local node:http sink
- * answering 200, 64 requests in flight, durability on. Medians of `--runs`.
+ * answering 200, durability on. Medians of `--runs`. spoold runs with its
+ * default settings in every row whose name does not say what it changes
+ * (the peers' clients keep 64 requests in flight, spoold's default).
  *
  * CPU is what binds on small machines, so the figure that carries over is CPU
  * milliseconds per 1,000 messages for the whole pipeline (producers, daemon or
@@ -29,7 +31,11 @@ function arg(name: string, fallback: string): string {
 const N = Number(arg('messages', '20000'));
 const RUNS = Number(arg('runs', '3'));
 const ONLY = arg('only', '').split(',').filter(Boolean);
+/** The peers' clients keep this many requests in flight: spoold's default --concurrency. */
 const CONCURRENCY = 64;
+/** The rate sweep: each rate for this long. */
+const RATES = [100, 500, 2000];
+const RATE_SECONDS = 10;
 const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const want = (key: string) => ONLY.length === 0 || ONLY.includes(key);
 
@@ -77,6 +83,7 @@ const pct = (xs: number[], p: number) => {
 interface SinkStats {
   received: number;
   ok: number;
+  refused: number;
   firstAttempts: number;
   unique: number;
   latencies: number[];
@@ -90,8 +97,9 @@ class Sink {
     readonly url: string,
   ) {}
 
-  static async start(failShare = 0): Promise<Sink> {
-    const child = fork(path.join(HERE, 'sink.ts'), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, SINK_FAIL_SHARE: String(failShare) } });
+  static async start(failShare = 0, weak: { capacity: number; serviceMs: number } | null = null): Promise<Sink> {
+    const env = { ...process.env, SINK_FAIL_SHARE: String(failShare), ...(weak && { SINK_CAPACITY: String(weak.capacity), SINK_SERVICE_MS: String(weak.serviceMs) }) };
+    const child = fork(path.join(HERE, 'sink.ts'), [], { execArgv: ['--import', 'tsx'], env });
     const port = await new Promise<number>((r) => child.once('message', (m: { port: number }) => r(m.port)));
     return new Sink(child, `http://127.0.0.1:${port}`);
   }
@@ -140,13 +148,26 @@ function freshSpool(base: string): string {
   return spool;
 }
 
-function startSpoold(spool: string, extra: string[] = []): ChildProcess {
+interface Daemon {
+  child: ChildProcess;
+  /** Claimed messages that went back to deferred/ unsent, from its log. */
+  putBacks(): number;
+}
+
+/** The daemon with its default settings, plus `extra` (which the row's name then says). Its log (info, the default) is read for put-backs. */
+function startSpoold(spool: string, extra: string[] = []): Daemon {
   // BENCH_PROFILE_DIR=dir: a V8 CPU profile of each daemon run, for finding where its time goes.
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const child = spawn(process.execPath, [...profile, SPOOLD, 'start', '--spool', spool, '--concurrency', String(CONCURRENCY), '--per-destination', String(CONCURRENCY), '--log-level', 'warn', '--min-backoff', '1s', '--max-backoff', '2s', ...extra], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const child = spawn(process.execPath, [...profile, SPOOLD, 'start', '--spool', spool, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let putBacks = 0;
+  let tail = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    const text = tail + c.toString('latin1');
+    const last = text.lastIndexOf('\n');
+    tail = text.slice(last + 1);
+    for (let at = text.indexOf('"event":"put-back"'); at !== -1 && at < last; at = text.indexOf('"event":"put-back"', at + 1)) putBacks++;
   });
-  return child;
+  return { child, putBacks: () => putBacks };
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {
@@ -174,6 +195,9 @@ async function waitPort(port: number, timeoutMs = 60_000): Promise<void> {
 interface Figures {
   throughput: number;
   cpuPer1000: number;
+  /** The daemon's share of cpuPer1000, where there is a daemon. */
+  daemonPer1000?: number;
+  putBacks?: number;
   p50?: number;
   p99?: number;
   p999?: number;
@@ -201,17 +225,28 @@ async function runBareLoop(base: string): Promise<Figures> {
   return { throughput: (N / r.ms) * 1000, cpuPer1000: (r.cpuMs / N) * 1000, note: 'the same file operations and POSTs in one process: the limit of this file system' };
 }
 
-async function runSpooldEndToEnd(base: string, opts: { failShare?: number; rate?: number; batch?: number; messages?: number } = {}): Promise<Figures> {
+interface EndToEnd {
+  failShare?: number;
+  rate?: number;
+  batch?: number;
+  messages?: number;
+  /** 'wfa': write-file-atomic producers writing straight into incoming/; else the library's enqueue(). */
+  producer?: 'wfa';
+  extra?: string[];
+  weak?: { capacity: number; serviceMs: number };
+}
+
+async function runSpooldEndToEnd(base: string, opts: EndToEnd = {}): Promise<Figures> {
   const n = opts.messages ?? N;
-  const sink = await Sink.start(opts.failShare ?? 0);
+  const sink = await Sink.start(opts.failShare ?? 0, opts.weak ?? null);
   const spool = freshSpool(base);
-  const daemon = startSpoold(spool);
+  const daemon = startSpoold(spool, opts.extra);
   await new Promise((r) => setTimeout(r, 600));
   let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(daemon.pid!))), 50);
-  const cpu0 = cpuMsOf(daemon.pid!);
+  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(daemon.child.pid!))), 50);
+  const cpu0 = cpuMsOf(daemon.child.pid!);
   const t0 = Date.now();
-  const producer = contender('produce', [String(n), opts.rate ? '16' : '32', spool], {
+  const producer = contender(opts.producer ?? 'produce', [String(n), opts.rate ? '16' : '32', spool], {
     SINK_URL: sink.url,
     SPOOLD_LIB: path.join(ROOT, 'dist/index.js'),
     RATE: String(opts.rate ?? 0),
@@ -219,47 +254,53 @@ async function runSpooldEndToEnd(base: string, opts: { failShare?: number; rate?
   });
   const p = await producer.done;
   // With failures, the first attempts are what compares with the clean run.
-  const s = await sink.until((x) => (opts.failShare ? x.firstAttempts >= n : x.unique >= n));
-  const elapsed = (opts.failShare ? s.lastAt : s.lastAt) - t0;
-  const cpu = cpuMsOf(daemon.pid!) - cpu0;
+  const s = await sink.until((x) => (opts.failShare ? x.firstAttempts >= n : x.unique >= n && (!opts.weak || x.ok >= n)));
+  const elapsed = s.lastAt - t0;
+  const cpu = cpuMsOf(daemon.child.pid!) - cpu0;
   clearInterval(sampler);
-  await stopProcess(daemon);
+  const putBacks = daemon.putBacks();
+  await stopProcess(daemon.child);
   sink.stop();
   fs.rmSync(spool, { recursive: true, force: true });
   return {
     throughput: (n / Math.max(1, elapsed)) * 1000,
     cpuPer1000: ((cpu + p.cpuMs) / n) * 1000,
+    daemonPer1000: (cpu / n) * 1000,
+    putBacks,
     p50: pct(s.latencies, 50),
     p99: pct(s.latencies, 99),
     p999: pct(s.latencies, 99.9),
     rssMb: peak / 1024 / 1024,
     ...(p.writeP50 !== undefined && { writeP50: p.writeP50 }),
     ...(p.writeP99 !== undefined && { writeP99: p.writeP99 }),
-    note: `daemon ${((cpu / n) * 1000).toFixed(0)} + producer ${((p.cpuMs / n) * 1000).toFixed(0)}`,
+    note: opts.weak ? `${s.refused} of ${s.received} requests refused (${((s.refused / s.received) * 100).toFixed(1)}%)` : `daemon ${((cpu / n) * 1000).toFixed(0)} + producer ${((p.cpuMs / n) * 1000).toFixed(0)}`,
   };
 }
 
 /** `shared`: that many daemons started with --shared on the one spool (0: one, alone). */
-async function runSpooldDrain(base: string, shared = 0): Promise<Figures> {
+async function runSpooldDrain(base: string, shared = 0, extra: string[] = []): Promise<Figures> {
   const sink = await Sink.start();
   const spool = freshSpool(base);
   for (let i = 0; i < N; i++) fs.writeFileSync(path.join(spool, 'incoming', `d-${i}.json`), JSON.stringify({ url: `${sink.url}/hook`, body: JSON.stringify({ t: 0, i, pad: 'x'.repeat(960) }) }));
   const t0 = Date.now();
-  const daemons = shared === 0 ? [startSpoold(spool)] : Array.from({ length: shared }, () => startSpoold(spool, ['--shared']));
+  const daemons = shared === 0 ? [startSpoold(spool, extra)] : Array.from({ length: shared }, () => startSpoold(spool, ['--shared', ...extra]));
   let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, ...daemons.map((d) => rssOf(d.pid!)))), 50);
+  const sampler = setInterval(() => (peak = Math.max(peak, ...daemons.map((d) => rssOf(d.child.pid!)))), 50);
   const s = await sink.until((x) => x.unique >= N);
-  const cpu = daemons.reduce((sum, d) => sum + cpuMsOf(d.pid!), 0);
+  const cpu = daemons.reduce((sum, d) => sum + cpuMsOf(d.child.pid!), 0);
   clearInterval(sampler);
-  await Promise.all(daemons.map(stopProcess));
+  const putBacks = daemons.reduce((sum, d) => sum + d.putBacks(), 0);
+  await Promise.all(daemons.map((d) => stopProcess(d.child)));
   sink.stop();
   fs.rmSync(spool, { recursive: true, force: true });
   const duplicates = s.received - s.unique;
   return {
     throughput: (N / (s.lastAt - t0)) * 1000,
     cpuPer1000: (cpu / N) * 1000,
+    daemonPer1000: (cpu / N) * 1000,
+    putBacks,
     rssMb: peak / 1024 / 1024,
-    note: `start-up included${shared > 0 ? `; ${CONCURRENCY} in flight per daemon; RSS per daemon; sent twice: ${duplicates}` : ''}`,
+    note: `start-up included${shared > 0 ? `; RSS per daemon; sent twice: ${duplicates}` : ''}`,
   };
 }
 
@@ -359,23 +400,24 @@ async function withRabbit<T>(work: (port: number, pid: number) => Promise<T>): P
   }
 }
 
-async function runBroker(mode: 'bullmq' | 'rabbit', port: number, brokerPid: number, drain = false): Promise<Figures> {
+async function runBroker(mode: 'bullmq' | 'rabbit', port: number, brokerPid: number, drain = false, rate = 0): Promise<Figures> {
+  const n = rate > 0 ? Math.min(N, rate * RATE_SECONDS) : N;
   const sink = await Sink.start();
   let b0 = treeCpuMs(brokerPid);
-  const env = mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) };
-  const c = contender(mode, [String(N), String(CONCURRENCY), sink.url], env, drain ? () => (b0 = treeCpuMs(brokerPid)) : undefined);
+  const env = { ...(mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) }), RATE: String(rate) };
+  const c = contender(mode, [String(n), String(CONCURRENCY), sink.url], env, drain ? () => (b0 = treeCpuMs(brokerPid)) : undefined);
   const r = await c.done;
   const s = await sink.stats();
   const broker = treeCpuMs(brokerPid) - b0;
   const rss = treeRss(brokerPid);
   sink.stop();
   return {
-    throughput: (N / r.ms) * 1000,
-    cpuPer1000: ((r.cpuMs + broker) / N) * 1000,
+    throughput: (n / r.ms) * 1000,
+    cpuPer1000: ((r.cpuMs + broker) / n) * 1000,
     p50: pct(s.latencies, 50),
     p99: pct(s.latencies, 99),
     rssMb: rss / 1024 / 1024,
-    note: `broker ${((broker / N) * 1000).toFixed(0)} + ${drain ? 'consumer' : 'client'} ${((r.cpuMs / N) * 1000).toFixed(0)}`,
+    note: `broker ${((broker / n) * 1000).toFixed(0)} + ${drain ? 'consumer' : 'client'} ${((r.cpuMs / n) * 1000).toFixed(0)}`,
   };
 }
 
@@ -401,50 +443,61 @@ async function repeat(name: string, run: () => Promise<Figures>, times = RUNS): 
 }
 
 function fmt(row: Row, ceiling: number): string {
-  if (row.failed && row.runs.length === 0) return `| ${row.name} | could not run: ${row.failed} | | | | | |`;
+  if (row.failed && row.runs.length === 0) return `| ${row.name} | could not run: ${row.failed} | | | | | | |`;
   const m = (f: (x: Figures) => number | undefined) => median(row.runs.map(f).filter((x): x is number => x !== undefined && !Number.isNaN(x)));
   const tp = m((r) => r.throughput);
   const lat = row.runs.some((r) => r.p50 !== undefined) ? `${m((r) => r.p50).toFixed(1)} / ${m((r) => r.p99).toFixed(1)}${row.runs.some((r) => r.p999 !== undefined) ? ` / ${m((r) => r.p999).toFixed(1)}` : ''}` : '';
   const rss = row.runs.some((r) => r.rssMb !== undefined) ? `${m((r) => r.rssMb).toFixed(0)} MB` : '';
+  const putBacks = row.runs.some((r) => r.putBacks !== undefined) ? String(Math.max(...row.runs.map((r) => r.putBacks ?? 0))) : '';
   const note = [row.runs[0]?.note, row.runs[0]?.writeP50 !== undefined ? `producer write p50 ${m((r) => r.writeP50).toFixed(2)} ms, p99 ${m((r) => r.writeP99).toFixed(1)} ms` : '', row.failed ? `(${row.failed})` : ''].filter(Boolean).join('; ');
-  return `| ${row.name} | ${Math.round(tp).toLocaleString('en')} | ${m((r) => r.cpuPer1000).toFixed(0)} | ${ceiling ? (tp / ceiling).toFixed(2) : ''} | ${lat} | ${rss} | ${note} |`;
+  return `| ${row.name} | ${Math.round(tp).toLocaleString('en')} | ${m((r) => r.cpuPer1000).toFixed(0)} | ${ceiling ? (tp / ceiling).toFixed(2) : ''} | ${lat} | ${rss} | ${putBacks} | ${note} |`;
 }
 
 /** The project's targets, checked against the medians of this run. */
 function targets(rows: Row[]): string[] {
-  const get = (prefix: string) => rows.find((r) => r.name.startsWith(prefix) && r.runs.length > 0);
+  const get = (name: string) => rows.find((r) => r.name === name && r.runs.length > 0);
   const m = (row: Row | undefined, f: (x: Figures) => number | undefined) => (row ? median(row.runs.map(f).filter((x): x is number => x !== undefined && !Number.isNaN(x))) : NaN);
-  const tp = (prefix: string) => m(get(prefix), (r) => r.throughput);
-  const cpu = (prefix: string) => m(get(prefix), (r) => r.cpuPer1000);
+  const tp = (name: string) => m(get(name), (r) => r.throughput);
+  const cpu = (name: string) => m(get(name), (r) => r.cpuPer1000);
   const out: string[] = [];
   const line = (target: string, ok: boolean, figures: string) => {
     if (!figures.includes('NaN')) out.push(`| ${target} | ${figures} | ${ok ? 'met' : '**missed**'} |`);
   };
   const f0 = (x: number) => Math.round(x).toLocaleString('en');
-  const rabbit = 'RabbitMQ';
-  const bull = 'BullMQ';
-  for (const [what, prefix] of [['enqueue()', 'spoold end to end, spool on tmpfs'], ['enqueueMany', 'spoold end to end with enqueueMany(100), tmpfs']] as const) {
-    line(`CPU per 1,000 end to end ≤ RabbitMQ's, ${what}`, cpu(prefix) <= cpu(rabbit), `${f0(cpu(prefix))} vs ${f0(cpu(rabbit))} CPU-ms`);
-    line(`tmpfs end to end ≥ RabbitMQ's and ≥ 1.5 × BullMQ's, ${what}`, tp(prefix) >= tp(rabbit) && tp(prefix) >= 1.5 * tp(bull), `${f0(tp(prefix))} vs ${f0(tp(rabbit))} and 1.5 × ${f0(tp(bull))} msgs/s`);
+  const count = N.toLocaleString('en');
+  const rabbit = (what: string) => `RabbitMQ${what}`;
+  const bull = (what: string) => `BullMQ${what}`;
+  for (const [what, spoold, bestOf, peerSuffix] of [
+    ['drain', `spoold drain (${count} waiting at start), tmpfs`, [`spoold drain, --per-destination 16, tmpfs`, `spoold drain, --per-destination 64, tmpfs`], ` drain (${count} queued at start)`],
+    ['end to end', 'spoold end to end, spool on tmpfs', ['spoold end to end, --per-destination 16, tmpfs', 'spoold end to end, --per-destination 64, tmpfs'], ' (end to end)'],
+  ] as const) {
+    const best = Math.max(tp(spoold), ...bestOf.map(tp));
+    line(`defaults, one destination, ${what}: within 10% of the best --per-destination`, tp(spoold) >= 0.9 * best, `${f0(tp(spoold))} vs best ${f0(best)} msgs/s`);
+    line(`defaults, one destination, ${what}: ≥ RabbitMQ's and ≥ 1.5 × BullMQ's`, tp(spoold) >= tp(rabbit(peerSuffix)) && tp(spoold) >= 1.5 * tp(bull(peerSuffix)), `${f0(tp(spoold))} vs ${f0(tp(rabbit(peerSuffix)))} and 1.5 × ${f0(tp(bull(peerSuffix)))} msgs/s`);
   }
-  const drain = tp('spoold drain (20,000 waiting at start), tmpfs'.replace('20,000', N.toLocaleString('en')));
-  line("tmpfs drain ≥ RabbitMQ's drain and ≥ 1.5 × BullMQ's drain", drain >= tp(`${rabbit} drain`) && drain >= 1.5 * tp(`${bull} drain`), `${f0(drain)} vs ${f0(tp(`${rabbit} drain`))} and 1.5 × ${f0(tp(`${bull} drain`))} msgs/s`);
-  for (const [what, prefix] of [['enqueue()', 'spoold end to end, spool on disk'], ['enqueueMany', 'spoold end to end with enqueueMany(100), disk']] as const) {
-    line(`disk end to end ≥ 90% of the bare loop, ${what}`, tp(prefix) >= 0.9 * tp('bare in-process loop, same file operations, disk'), `${f0(tp(prefix))} vs ${f0(tp('bare in-process loop, same file operations, disk'))} msgs/s`);
+  const spooldRows = rows.filter((r) => r.name.startsWith('spoold') && r.runs.some((x) => x.putBacks !== undefined));
+  const maxPutBacks = Math.max(0, ...spooldRows.flatMap((r) => r.runs.map((x) => x.putBacks ?? 0)));
+  line('put-backs: 0 in every run (no destination dead or paused)', maxPutBacks === 0, `${maxPutBacks} at most, over ${spooldRows.length} rows`);
+  for (const rate of [100, 500]) {
+    const row = get(`spoold at ${rate} msgs/s, disk`);
+    const peer = get(rabbit(` at ${rate} msgs/s`));
+    line(`${rate} msgs/s: CPU per 1,000 ≤ RabbitMQ's, the daemon`, m(row, (r) => r.daemonPer1000) <= m(peer, (r) => r.cpuPer1000), `${f0(m(row, (r) => r.daemonPer1000))} vs ${f0(m(peer, (r) => r.cpuPer1000))} CPU-ms`);
+    line(`${rate} msgs/s: CPU per 1,000 ≤ RabbitMQ's, the whole pipeline with enqueue()`, m(row, (r) => r.cpuPer1000) <= m(peer, (r) => r.cpuPer1000), `${f0(m(row, (r) => r.cpuPer1000))} vs ${f0(m(peer, (r) => r.cpuPer1000))} CPU-ms`);
   }
-  for (const fsName of ['tmpfs', 'disk']) {
-    const row = get(`spoold at 500 msgs/s (latency), ${fsName}`);
-    const p50 = m(row, (r) => r.p50);
-    const w50 = m(row, (r) => r.writeP50);
-    const p99 = m(row, (r) => r.p99);
-    line(`500 msgs/s on ${fsName}: p50 ≤ the producer's write p50 + 1 ms`, p50 <= w50 + 1, `${p50.toFixed(1)} vs ${w50.toFixed(1)} + 1 ms`);
-    line(`500 msgs/s on ${fsName}: p99 < 20 ms`, p99 < 20, `${p99.toFixed(1)} ms (the producer's own durable write: p99 ${m(row, (r) => r.writeP99).toFixed(1)} ms)`);
-    const clean = tp(`spoold end to end, spool on ${fsName}`);
-    const failing = tp(`spoold, 30% 503 (first attempts), ${fsName}`);
-    line(`30% 503 on ${fsName}: first attempts within 20% of the clean run`, failing >= 0.8 * clean, `${f0(failing)} vs ${f0(clean)} msgs/s`);
+  const rabbit500 = m(get(rabbit(' at 500 msgs/s')), (r) => r.p99);
+  for (const name of ['spoold at 500 msgs/s, disk', 'spoold at 500 msgs/s, tmpfs', 'spoold at 500 msgs/s, write-file-atomic producers into incoming/, disk']) {
+    const p99 = m(get(name), (r) => r.p99);
+    line(`p99 ≤ RabbitMQ's at 500 msgs/s and < 10 ms: ${name.replace('spoold at 500 msgs/s, ', '')}`, p99 <= rabbit500 && p99 < 10, `${p99.toFixed(1)} vs ${rabbit500.toFixed(1)} ms`);
   }
-  const rss = Math.max(...rows.filter((r) => r.name.startsWith('spoold') && !r.name.includes('500 msgs/s')).map((r) => m(r, (x) => x.rssMb)).filter((x) => !Number.isNaN(x)));
-  if (Number.isFinite(rss)) line(`peak RSS < 110 MB in the ${N.toLocaleString('en')}-message runs`, rss < 110, `${rss.toFixed(0)} MB at most`);
+  const weak = get('spoold, weak receiver (503 above 4 in flight), --min-backoff 1s');
+  const refused = weak ? Number(/\(([\d.]+)%\)/.exec(weak.runs[0]?.note ?? '')?.[1]) : NaN;
+  line('weak receiver: at most 20% of requests answered 503', refused <= 20, `${refused.toFixed(1)}%`);
+  const clean = tp('spoold end to end, spool on tmpfs');
+  const failing = tp('spoold, 30% 503 (first attempts), tmpfs');
+  line('30% 503 on tmpfs: first attempts within 20% of the clean run', failing >= 0.8 * clean, `${f0(failing)} vs ${f0(clean)} msgs/s`);
+  const big = rows.filter((r) => r.name.startsWith('spoold') && !r.name.includes('msgs/s') && !r.name.includes('weak'));
+  const rss = Math.max(...big.map((r) => m(r, (x) => x.rssMb)).filter((x) => !Number.isNaN(x)));
+  if (Number.isFinite(rss)) line(`peak RSS < 110 MB in the ${count}-message runs`, rss < 110, `${rss.toFixed(0)} MB at most`);
   return out;
 }
 
@@ -454,6 +507,7 @@ async function main(): Promise<void> {
   const fsType = (d: string) => execFileSync('stat', ['-f', '-c', '%T', d], { encoding: 'utf8' }).trim();
   const rows: Row[] = [];
   const notes: string[] = [];
+  const count = N.toLocaleString('en');
   if (want('fs')) {
     notes.push(`File-system cost per message, disk (${fsType(disk)}): ${fsCosts(disk)}.`);
     notes.push(`File-system cost per message, tmpfs: ${fsCosts(tmpfs)}.`);
@@ -464,42 +518,54 @@ async function main(): Promise<void> {
     if (want('bare')) rows.push(await repeat(`bare in-process loop, same file operations, ${label}`, () => runBareLoop(dir)));
     if (want('e2e')) rows.push(await repeat(`spoold end to end, spool on ${label}`, () => runSpooldEndToEnd(dir)));
     if (want('batch')) rows.push(await repeat(`spoold end to end with enqueueMany(100), ${label}`, () => runSpooldEndToEnd(dir, { batch: 100 })));
-    if (want('drain')) rows.push(await repeat(`spoold drain (${N.toLocaleString('en')} waiting at start), ${label}`, () => runSpooldDrain(dir)));
+    if (want('drain')) rows.push(await repeat(`spoold drain (${count} waiting at start), ${label}`, () => runSpooldDrain(dir)));
+    if (label === 'tmpfs' && want('perdest')) {
+      for (const n of ['16', '64']) {
+        rows.push(await repeat(`spoold drain, --per-destination ${n}, ${label}`, () => runSpooldDrain(dir, 0, ['--per-destination', n])));
+        rows.push(await repeat(`spoold end to end, --per-destination ${n}, ${label}`, () => runSpooldEndToEnd(dir, { extra: ['--per-destination', n] })));
+      }
+    }
     if (want('shared') && label === 'tmpfs') {
       for (const n of [1, 2]) rows.push(await repeat(`spoold drain, ${n} daemon${n > 1 ? 's' : ''} --shared on one spool, ${label}`, () => runSpooldDrain(dir, n)));
     }
     if (want('503')) rows.push(await repeat(`spoold, 30% 503 (first attempts), ${label}`, () => runSpooldEndToEnd(dir, { failShare: 0.3 })));
   }
-  if (want('latency')) {
-    rows.push(await repeat('spoold at 500 msgs/s (latency), tmpfs', () => runSpooldEndToEnd(tmpfs, { rate: 500, messages: Math.min(N, 5000) })));
-    rows.push(await repeat('spoold at 500 msgs/s (latency), disk', () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 5000) })));
+  if (want('weak')) rows.push(await repeat('spoold, weak receiver (503 above 4 in flight), --min-backoff 1s', () => runSpooldEndToEnd(tmpfs, { messages: Math.min(N, 2000), weak: { capacity: 4, serviceMs: 20 }, extra: ['--min-backoff', '1s'] })));
+  if (want('rates')) {
+    for (const rate of RATES) rows.push(await repeat(`spoold at ${rate} msgs/s, disk`, () => runSpooldEndToEnd(disk, { rate, messages: Math.min(N, rate * RATE_SECONDS) })));
+    rows.push(await repeat('spoold at 500 msgs/s, tmpfs', () => runSpooldEndToEnd(tmpfs, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS) })));
+    rows.push(await repeat('spoold at 500 msgs/s, write-file-atomic producers into incoming/, disk', () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS), producer: 'wfa' })));
   }
   const peers = async (name: string, mode: 'bullmq' | 'rabbit', within: <T>(work: (port: number, pid: number) => Promise<T>) => Promise<T>) => {
     const found = await within(async (port, pid) => [
-      await repeat(name, () => runBroker(mode, port, pid)),
-      await repeat(`${name.split(' (')[0]} drain (${N.toLocaleString('en')} queued at start)`, () => runBroker(mode, port, pid, true)),
+      await repeat(`${name} (end to end)`, () => runBroker(mode, port, pid)),
+      await repeat(`${name} drain (${count} queued at start)`, () => runBroker(mode, port, pid, true)),
+      ...(want('rates') ? await (async () => {
+        const sweep: Row[] = [];
+        for (const rate of RATES) sweep.push(await repeat(`${name} at ${rate} msgs/s`, () => runBroker(mode, port, pid, false, rate)));
+        return sweep;
+      })() : []),
     ]).catch((e: Error) => [{ name, runs: [], failed: e.message } as Row]);
     rows.push(...found);
   };
-  if (want('bullmq')) await peers('BullMQ (Redis 7, AOF everysec)', 'bullmq', withRedis);
-  if (want('rabbit')) await peers('RabbitMQ (classic durable queue, confirms, prefetch 64)', 'rabbit', withRabbit);
+  if (want('bullmq')) await peers('BullMQ', 'bullmq', withRedis);
+  if (want('rabbit')) await peers('RabbitMQ', 'rabbit', withRabbit);
 
   const base = ceiling ? median(ceiling.runs.map((r) => r.throughput)) : 0;
   const targetLines = targets(rows);
   const cpus = os.cpus();
   const table = [
-    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fsType(disk)} (${disk}), tmpfs ${tmpfs}; ${N.toLocaleString('en')} messages of about 1 KiB, ${CONCURRENCY} in flight, median of ${RUNS} runs.`,
+    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fsType(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate), one destination, median of ${RUNS} runs. spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
     '',
     ...notes,
     '',
-    '| contender | msgs/s | CPU-ms per 1,000 | × ceiling | latency p50 / p99 (/ p99.9) ms | peak RSS | notes |',
-    '|---|---:|---:|---:|---|---:|---|',
+    '| contender | msgs/s | CPU-ms per 1,000 | × ceiling | latency p50 / p99 (/ p99.9) ms | peak RSS | put-backs | notes |',
+    '|---|---:|---:|---:|---|---:|---:|---|',
     ...rows.map((r) => fmt(r, base)),
     ...(targetLines.length ? ['', 'Against the targets, from this run:', '', '| target | figures | |', '|---|---|---|', ...targetLines] : []),
   ].join('\n');
   console.log(table);
   if (process.argv.includes('--write-readme')) replaceReadmeSection('bench:compare', table);
-
 }
 
 await main();

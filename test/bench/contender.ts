@@ -4,6 +4,8 @@
  *
  *   ceiling   an in-memory loop POSTing every message (no durability)
  *   produce   spoold's producer: the library's enqueue / enqueueMany
+ *   wfa       a producer writing each message straight into incoming/ with
+ *             write-file-atomic (its temp file lands in incoming/ too)
  *   bullmq    BullMQ Queue.add + Worker POSTing (redis on REDIS_PORT)
  *   rabbit    amqplib: durable queue, persistent, confirms, prefetch; consumer POSTing
  *
@@ -143,6 +145,21 @@ async function produce(): Promise<void> {
   report({ ms: performance.now() - t0, writeP50: writes[Math.floor(writes.length / 2)] ?? 0, writeP99: writes[Math.floor(writes.length * 0.99)] ?? 0 });
 }
 
+async function wfa(): Promise<void> {
+  const { default: writeFileAtomic } = await import('write-file-atomic');
+  const path = await import('node:path');
+  const url = process.env.SINK_URL!;
+  const writes: number[] = [];
+  const t0 = performance.now();
+  await pool(N, CONCURRENCY, async (i) => {
+    const w0 = performance.now();
+    await writeFileAtomic(path.join(target, 'incoming', `w-${i}.json`), JSON.stringify({ url: `${url}/hook`, body: body(i) }));
+    writes.push(performance.now() - w0);
+  });
+  writes.sort((a, b) => a - b);
+  report({ ms: performance.now() - t0, writeP50: writes[Math.floor(writes.length / 2)] ?? 0, writeP99: writes[Math.floor(writes.length * 0.99)] ?? 0 });
+}
+
 async function post(p: Pool, id: string, payload: string): Promise<void> {
   const res = await p.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json', 'x-id': id }, body: payload });
   await res.body.dump();
@@ -230,7 +247,7 @@ async function rabbit(): Promise<void> {
 }
 
 void request;
-const modes: Record<string, () => Promise<void>> = { ceiling, bareLoop, produce, bullmq, rabbit };
+const modes: Record<string, () => Promise<void>> = { ceiling, bareLoop, produce, wfa, bullmq, rabbit };
 await import('undici');
 cpuStart = process.cpuUsage();
 await modes[mode]!();

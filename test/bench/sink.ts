@@ -5,11 +5,18 @@
  *
  * Messages carry `t` (epoch ms when the producer finished writing them) in
  * their JSON body; the sink records drop-to-request latency from it.
+ *
+ * SINK_CAPACITY=n and SINK_SERVICE_MS=ms make a weak receiver: each request
+ * takes that long, and one arriving while n are being served gets a 503.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const failShare = Number(process.env.SINK_FAIL_SHARE ?? '0');
+const capacity = Number(process.env.SINK_CAPACITY ?? '0');
+const serviceMs = Number(process.env.SINK_SERVICE_MS ?? '0');
+let serving = 0;
+let refused = 0;
 let received = 0;
 let ok = 0;
 let firstAttempts = 0;
@@ -36,6 +43,11 @@ const server = http.createServer((req, res) => {
       res.writeHead(503).end();
       return;
     }
+    if (capacity > 0 && serving >= capacity) {
+      refused++;
+      res.writeHead(503).end();
+      return;
+    }
     try {
       const t = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { t?: number }).t;
       if (typeof t === 'number' && first) latencies.push(now - t);
@@ -43,7 +55,13 @@ const server = http.createServer((req, res) => {
       /* not ours */
     }
     ok++;
-    res.writeHead(200).end('ok');
+    if (serviceMs > 0) {
+      serving++;
+      setTimeout(() => {
+        serving--;
+        res.writeHead(200).end('ok');
+      }, serviceMs);
+    } else res.writeHead(200).end('ok');
   });
 });
 server.keepAliveTimeout = 30_000;
@@ -52,7 +70,7 @@ server.listen(0, '127.0.0.1', () => {
 });
 
 process.on('message', (m: { cmd: string }) => {
-  if (m.cmd === 'stats') process.send!({ received, ok, firstAttempts, unique: seen.size, latencies, firstAt, lastAt });
+  if (m.cmd === 'stats') process.send!({ received, ok, refused, firstAttempts, unique: seen.size, latencies, firstAt, lastAt });
   if (m.cmd === 'reset') {
     received = ok = firstAttempts = 0;
     seen.clear();
