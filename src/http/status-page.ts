@@ -119,14 +119,15 @@ export class StatusPage {
 
   private status(): unknown {
     const dest = new Destinations();
-    const dead = new Map(this.manager.deadDestinations().map((d) => [new URL(d.origin).host, d]));
+    const table = new Map(this.manager.destinations(200).map((d) => [new URL(d.origin).host, d]));
     const seen = this.activity.destinations();
-    const hosts = new Set([...seen.map((d) => d.host), ...dead.keys()]);
+    const hosts = new Set([...seen.map((d) => d.host), ...table.keys()]);
     const destinations = [...hosts].map((host) => {
       const s = seen.find((d) => d.host === host) ?? { host, attempts: 0, failures: 0, meanMs: 0 };
-      const held = dead.get(host);
-      const health = held ? held.state : s.attempts > 0 && (s.meanMs > 2000 || s.failures / s.attempts > 0.2) ? 'slow' : 'ok';
-      return { ...s, health, ...(held && { until: held.until }) };
+      const d = table.get(host);
+      // Held back, failing (most attempts fail, whatever the reason: a refused connection too), slow, or ok.
+      const health = d && d.state !== 'ok' ? d.state : s.attempts > 0 && s.failures / s.attempts > 0.5 ? 'failing' : s.attempts > 0 && (s.meanMs > 2000 || s.failures / s.attempts > 0.2) ? 'slow' : 'ok';
+      return { ...s, health, window: d ? `${d.window}/${d.limit}` : '', inFlight: d?.inFlight ?? 0, waiting: d?.waiting ?? 0, lastError: d?.lastError ?? null, ...(d?.until && { until: d.until }) };
     });
     destinations.sort((a, b) => (a.health === b.health ? b.attempts - a.attempts : a.health === 'ok' ? 1 : b.health === 'ok' ? -1 : a.health.localeCompare(b.health)));
     return {
@@ -208,7 +209,7 @@ h2{font-size:15px;margin:0 0 8px}
 .card{border:1px solid #dde1e7;border-radius:6px;padding:8px 14px;min-width:90px}
 .card b{display:block;font-size:22px}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eef0f3;font-variant-numeric:tabular-nums}
-.dead,.probing{color:#b42318;font-weight:600}.slow{color:#b54708;font-weight:600}.ok{color:#067647}
+.dead,.probing,.failing{color:#b42318;font-weight:600}.slow{color:#b54708;font-weight:600}.ok{color:#067647}
 button{font:inherit;padding:2px 10px;margin-right:4px;cursor:pointer}
 .legend i{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
 .muted{color:#667085}
@@ -218,7 +219,7 @@ button{font:inherit;padding:2px 10px;margin-right:4px;cursor:pointer}
 <section><h2>Queues</h2><div class="cards" id="queues"></div></section>
 <section><h2>Last hour</h2><div id="totals"></div><svg id="chart" width="100%" height="90" viewBox="0 0 600 90" preserveAspectRatio="none"></svg>
 <div class="legend muted"><i style="background:#12b76a"></i>delivered<i style="background:#f79009"></i>deferred<i style="background:#f04438"></i>bounced</div></section>
-<section><h2>Destinations</h2><table><thead><tr><th>destination</th><th>health</th><th>attempts (1 h)</th><th>failures</th><th>mean ms</th></tr></thead><tbody id="destinations"></tbody></table></section>
+<section><h2>Destinations</h2><table><thead><tr><th>destination</th><th>health</th><th>window</th><th>in flight</th><th>waiting</th><th>attempts (1 h)</th><th>failures</th><th>mean ms</th><th>last error</th></tr></thead><tbody id="destinations"></tbody></table></section>
 <section><h2>Oldest deferred</h2><table><thead><tr><th>id</th><th>destination</th><th>next attempt</th><th>attempts</th><th>last error</th></tr></thead><tbody id="deferred"></tbody></table></section>
 <section><h2>Bounced</h2>${actions ? '' : '<p class="muted">Requeue and delete are off (start spoold with --status-actions to allow them).</p>'}
 <table><thead><tr><th>id</th><th>destination</th><th>reason</th><th>bounced</th><th></th></tr></thead><tbody id="bounced"></tbody></table></section>
@@ -245,7 +246,7 @@ function render(s) {
   const svg = document.getElementById('chart'); svg.replaceChildren();
   s.minutes.forEach((m, i) => { let y = 90; for (const [k, color] of [[1, '#12b76a'], [2, '#f79009'], [3, '#f04438']]) { const h = (m[k] / max) * 86; if (h <= 0) continue; y -= h; const r = document.createElementNS('http://www.w3.org/2000/svg', 'rect'); r.setAttribute('x', String(i * 10)); r.setAttribute('y', String(y)); r.setAttribute('width', '8'); r.setAttribute('height', String(h)); r.setAttribute('fill', color); svg.append(r); } });
   const d = document.getElementById('destinations'); d.replaceChildren();
-  for (const x of s.destinations) { const tr = row([x.host, el('td', x.health + (x.until ? ' until ' + new Date(x.until).toLocaleTimeString() : ''), x.health), x.attempts, x.failures, Math.round(x.meanMs)]); tr.dataset.destination = x.host; d.append(tr); }
+  for (const x of s.destinations) { const tr = row([x.host, el('td', x.health + (x.until ? ' until ' + new Date(x.until).toLocaleTimeString() : ''), x.health), x.window, x.inFlight, x.waiting, x.attempts, x.failures, Math.round(x.meanMs), x.lastError || '']); tr.dataset.destination = x.host; d.append(tr); }
   const o = document.getElementById('deferred'); o.replaceChildren();
   for (const x of s.oldestDeferred) o.append(row([x.id, x.destination, when(x.time, s.now), x.attempts, x.lastError || '']));
   const b = document.getElementById('bounced'); b.replaceChildren();
