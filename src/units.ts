@@ -40,6 +40,12 @@ export function parseSize(text: string): number {
   return Math.round(Number(m[1]) * SIZE_UNITS[unit]!);
 }
 
+/** A duration as an operator writes it: 250ms, 30s, 5m, 1h, 2d (the largest unit that divides it). */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms !== 0 && ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
 /** "in 4m", "3h ago": for tables read by people. */
 export function formatRelative(ms: number): string {
   const abs = Math.abs(ms);

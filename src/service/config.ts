@@ -3,10 +3,11 @@
  * place. A bad value stops the daemon with a message saying how to fix it;
  * nothing is silently replaced by a default.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { SpoolError } from '../errors.js';
 import { parseSigningSecrets, SigningSecretError } from '../delivery/signing.js';
-import { parseDuration, parseSize } from '../units.js';
+import { formatDuration, parseDuration, parseSize } from '../units.js';
 
 export interface DeliveryPolicy {
   /** First retry delay; each further attempt doubles it. */
@@ -135,7 +136,7 @@ export const DEFAULTS = {
 } satisfies Config;
 
 type Kind = 'count' | 'duration' | 'size' | 'path' | 'choice' | 'list' | 'flag' | 'secret' | 'url' | 'command' | 'address';
-interface Setting {
+export interface Setting {
   key: keyof Config;
   flag: string;
   env: string;
@@ -157,7 +158,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxBackoff', flag: 'max-backoff', env: 'SPOOLD_MAX_BACKOFF', kind: 'duration', min: 0, max: 365 * 86_400_000, help: 'cap on the retry delay (a Retry-After may ask for more)' },
   { key: 'maxAttempts', flag: 'max-attempts', env: 'SPOOLD_MAX_ATTEMPTS', kind: 'count', min: 0, max: 999_999, help: 'requests in total before a message bounces (0: no limit)' },
   { key: 'maxAge', flag: 'max-age', env: 'SPOOLD_MAX_AGE', kind: 'duration', min: 0, max: 3650 * 86_400_000, help: 'a failing message older than this bounces' },
-  { key: 'timeout', flag: 'timeout', env: 'SPOOLD_TIMEOUT', kind: 'duration', min: 1, max: 3_600_000, help: 'whole-request timeout (connect, headers, body)' },
+  { key: 'timeout', flag: 'timeout', env: 'SPOOLD_TIMEOUT', kind: 'duration', min: 100, max: 3_600_000, help: 'whole-request timeout (connect, headers, body)' },
   { key: 'maxSize', flag: 'max-size', env: 'SPOOLD_MAX_SIZE', kind: 'size', min: 2, max: 1024 ** 3, help: 'largest message file accepted (bytes, or 512k, 1MiB)' },
   { key: 'scanInterval', flag: 'scan-interval', env: 'SPOOLD_SCAN_INTERVAL', kind: 'duration', min: 10, max: 3_600_000, help: 'safety-net rescan of incoming/ for missed file events' },
   { key: 'shutdownGrace', flag: 'shutdown-grace', env: 'SPOOLD_SHUTDOWN_GRACE', kind: 'duration', min: 0, max: 3_600_000, help: 'time in-flight requests get to finish on SIGTERM' },
@@ -180,6 +181,17 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'signingSecretFile', flag: 'signing-secret-file', env: 'SPOOLD_SIGNING_SECRET_FILE', kind: 'path', min: 0, max: 0, help: 'file holding the signing secrets; re-read on SIGHUP' },
   { key: 'logFormat', flag: 'log-format', env: 'SPOOLD_LOG_FORMAT', kind: 'choice', min: 0, max: 0, choices: ['auto', 'json', 'pretty'], help: 'json lines, or pretty for people (auto: pretty on a terminal)' },
 ];
+
+/** A setting's default as --help and the README show it. */
+export function defaultText(s: Setting): string {
+  const v = DEFAULTS[s.key];
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  if (typeof v === 'string') return v === '' ? 'none' : v;
+  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.join(',');
+  if (s.kind === 'duration') return formatDuration(v as number);
+  if (s.kind === 'size') return v === 0 ? '0' : v % (1024 * 1024) === 0 ? `${(v as number) / 1024 / 1024}MiB` : `${v} bytes`;
+  return String(v);
+}
 
 /** Settings a SIGHUP can change; the rest need a restart. */
 export const RELOADABLE: readonly (keyof Config)[] = [
@@ -246,9 +258,10 @@ function parseValue(s: Setting, raw: Value, source: string): Value {
   } catch (err) {
     throw new ConfigError(`${source}: ${(err as Error).message}`);
   }
-  if (!Number.isInteger(value) || value < s.min || value > s.max) {
-    throw new ConfigError(`${source}: ${JSON.stringify(String(raw))} is out of range; expected ${s.kind === 'count' ? 'a whole number' : `a ${s.kind}`} from ${s.min} to ${s.max}`);
-  }
+  const bound = (n: number) => (s.kind === 'duration' ? formatDuration(n) : String(n));
+  const expected = `${s.kind === 'count' ? 'a whole number' : `a ${s.kind}`} from ${bound(s.min)} to ${bound(s.max)}`;
+  if (Number.isNaN(value)) throw new ConfigError(`${source}: ${JSON.stringify(String(raw))} is not ${s.kind === 'count' ? 'a whole number' : `a ${s.kind}`}; expected ${expected}`);
+  if (!Number.isInteger(value) || value < s.min || value > s.max) throw new ConfigError(`${source}: ${JSON.stringify(String(raw))} is out of range; expected ${expected}`);
   return value;
 }
 
@@ -298,9 +311,12 @@ export function resolveConfig(options: SettingValues, env: NodeJS.ProcessEnv = p
     if (fromFlag !== undefined) config[s.key] = parseValue(s, fromFlag, `--${s.flag}`);
   }
   const c = config as unknown as Config;
+  // Under systemd, LoadCredential=signing-secret:FILE hands the secrets over without a path in the unit's options.
+  const credential = env.CREDENTIALS_DIRECTORY ? path.join(env.CREDENTIALS_DIRECTORY, 'signing-secret') : '';
+  if (!c.signingSecretFile && !c.signingSecret && credential && existsSync(credential)) c.signingSecretFile = credential;
   c.signingKeys = signingKeys(c.signingSecretFile, c.signingSecret, c.signingSecretFile ? c.signingSecretFile : 'signing-secret');
   c.destinationSettings = parseDestinationSettings(file?.values.destinations, file?.path ?? 'config');
-  if (c.minBackoff > c.maxBackoff) throw new ConfigError(`min-backoff (${c.minBackoff} ms) is above max-backoff (${c.maxBackoff} ms)`);
+  if (c.minBackoff > c.maxBackoff) throw new ConfigError(`min-backoff (${formatDuration(c.minBackoff)}) is above max-backoff (${formatDuration(c.maxBackoff)})`);
   if (c.perDestination > c.concurrency) c.perDestination = c.concurrency;
   if (c.deadCoolOff > c.deadMaxCoolOff) throw new ConfigError(`dead-cool-off (${c.deadCoolOff} ms) is above dead-max-cool-off (${c.deadMaxCoolOff} ms)`);
   return c;

@@ -16,6 +16,8 @@ import { Spool } from '../spool/layout.js';
 import { Leases, liveLeases } from '../spool/lease.js';
 import { acquireLock, lockHolder, type Lock } from '../spool/lock.js';
 import { createLogger, type Logger } from './log.js';
+import { Notifier } from './notify.js';
+import { VERSION } from '../version.js';
 import { QueueManager } from '../queue/queue-manager.js';
 import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from '../spool/recover.js';
 import { Sender } from '../delivery/send.js';
@@ -40,6 +42,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   process.on('SIGHUP', () => onReloadSignal?.());
   let config = load();
   const log: Logger = await createLogger(config.logLevel, config.logFormat);
+  const notify = new Notifier(log);
   const spool = new Spool(config.spool);
   spool.ensure();
   const { lock, leases } = config.shared ? { lock: null, leases: joinShared(spool, config.leaseTtl, log) } : { lock: lockAlone(spool, log), leases: null };
@@ -55,7 +58,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   } catch (err) {
     log.warn({ event: 'sweep-failed', queue: 'bounced', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not look for orphan reason records');
   }
-  log.info({ event: 'started', spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings: publicSettings(config) }, `spoold started on ${spool.root}`);
+  log.info({ event: 'started', version: VERSION, spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings: publicSettings(config) }, `spoold started on ${spool.root}`);
 
   let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log, leases?.owner ?? null);
@@ -93,6 +96,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   let stopping: Promise<number> | null = null;
   const stop = (signal: string): Promise<number> => {
     stopping ??= (async () => {
+      notify.stopping();
       log.info({ event: 'stopping', signal }, `received ${signal}; finishing requests in flight`);
       await watcher?.close();
       await manager.stop(config.shutdownGrace);
@@ -118,11 +122,15 @@ export async function runDaemon(load: () => Config): Promise<number> {
   // SIGHUP: settle the configuration again and apply it to what comes next;
   // requests in flight finish on the connections they have.
   const reload = (): void => {
+    notify.reloading();
     try {
       applyReload();
+      notify.ready(`delivering from ${spool.root}`);
     } catch (err) {
-      // A side path: the running settings stay, delivery goes on.
+      // A side path: the running settings stay, delivery goes on. (systemctl
+      // reload hears of it from `spoold check-config`, run first: see unit.ts.)
       log.error({ event: 'config-reload-failed', error: (err as Error).message }, `configuration not reloaded: ${(err as Error).message}`);
+      notify.ready(`delivering from ${spool.root}; configuration not reloaded: ${(err as Error).message}`);
     }
   };
   const applyReload = (): void => {
@@ -157,9 +165,14 @@ export async function runDaemon(load: () => Config): Promise<number> {
       (w) => {
         watcher = w;
         manager.watchStarted();
+        // Locked (or leased), checked, recovered, watched: ready.
+        if (!stopping) notify.ready(`delivering from ${spool.root}`);
         if (stopping) void w.close();
       },
-      (err) => log.warn({ event: 'watch-error', err }, 'cannot watch incoming/; relying on periodic rescans'),
+      (err) => {
+        log.warn({ event: 'watch-error', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot watch incoming/; relying on periodic rescans');
+        if (!stopping) notify.ready(`delivering from ${spool.root} (no file events: rescanning every ${config.scanInterval} ms)`);
+      },
     );
   });
 }

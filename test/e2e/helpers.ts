@@ -203,6 +203,18 @@ export async function startDaemon(spool: string, args: string[] = [], opts: Daem
 
 // ------------------------------------------------------------ the spool
 
+/**
+ * Installs Debian packages when a test needs them (a fresh root machine):
+ * waits for the package manager's lock (up to 5 minutes) rather than failing
+ * while another apt or unattended-upgrades runs.
+ */
+export function aptInstall(packages: string[]): boolean {
+  if (process.getuid?.() !== 0 || spawnSync('sh', ['-c', 'command -v apt-get']).status !== 0) return false;
+  const apt = `DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -y -qq`;
+  const r = spawnSync('sh', ['-c', `${apt} install ${packages.join(' ')} >/dev/null 2>&1 || (${apt} update && ${apt} install ${packages.join(' ')}) >/dev/null 2>&1`]);
+  return r.status === 0;
+}
+
 /** Maildir-style drop, as any language would do it: write in tmp/, rename into incoming/. */
 export function drop(spool: string, id: string, message: unknown): void {
   const tmp = path.join(spool, 'tmp', `${id}.json`);

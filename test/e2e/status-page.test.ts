@@ -3,24 +3,20 @@
  * playwright-core (no browser download), against the real daemon.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import { cleanup, drop, startDaemon, startSink, tempDir, tempSpool, type Daemon } from './helpers.js';
+import { aptInstall, cleanup, drop, startDaemon, startSink, tempDir, tempSpool, type Daemon } from './helpers.js';
 
 afterEach(cleanup);
 
 function chromiumPath(): string {
   const known = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
   if (known) return known;
-  // CI installs it (.ci/run); a fresh root machine gets it here.
-  if (process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0) {
-    execFileSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'], { stdio: 'inherit' });
-    return '/usr/bin/chromium';
-  }
+  // CI installs it (.ci/run); a fresh root machine gets it here, waiting for a busy package manager.
+  if (aptInstall(['chromium'])) return '/usr/bin/chromium';
   throw new Error('the status page test needs a Chromium: install Debian\'s "chromium" package');
 }
 

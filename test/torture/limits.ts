@@ -124,7 +124,7 @@ async function permissionDenied(): Promise<Part> {
   ensureSpoolDirs(spool);
   // Root ignores permissions: the daemon runs as nobody for this part.
   const runAs = asNobody(base);
-  const daemon = await startDaemon(spool, ['--min-backoff', '300ms', '--max-backoff', '600ms'], { ready: false, ...(runAs && { runAs }) });
+  const daemon = await startDaemon(spool, ['--min-backoff', '300ms', '--max-backoff', '600ms'], { ...(runAs && { runAs }) });
   try {
     const ids = Array.from({ length: 20 }, (_, i) => `p-${i}`);
     fs.chmodSync(path.join(spool, 'deferred'), 0o500);
