@@ -32,6 +32,7 @@ import { oneLineErrors } from './conventions.js';
 import { isQueue, QUEUES, type Queue } from '../spool/layout.js';
 import { progress, type Progress } from '../operate/progress.js';
 import { formatRelative } from '../units.js';
+import { VERSION } from '../version.js';
 
 class UsageError extends Error {}
 const USAGE_CODES = new Set(['SPOOL_ERR_BAD_MESSAGE', 'SPOOL_ERR_BAD_ID', 'SPOOL_ERR_NOT_A_SPOOL', 'SPOOL_ERR_CONFIG']);
@@ -82,6 +83,7 @@ function parseLimit(value: string): number {
 function makeProgram(): Command {
   const program = oneLineErrors(new Command('spoolctl'), 'spoolctl')
     .description('See and steer a spoold spool while the daemon runs.')
+    .version(VERSION, '-V, --version', 'print the version and exit')
 
     .addHelpText('after', '\nExit codes: 0 success, 1 a named id not found or not moved, 2 bad usage.');
 
@@ -195,7 +197,7 @@ function makeProgram(): Command {
     .argument('[ids...]', 'message ids')
     .addOption(spoolOption())
     .option('--all', 'every message of the queues given by --queue')
-    .option('--queue <queue>', 'with --all: bounced or deferred (default: both)', parseQueue)
+    .option('--queue <queue>', 'with --all: bounced, deferred or hold (default: bounced and deferred)', parseQueue)
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  spoolctl requeue 0m3k2j1a0-9f2c4e1d7b6a5c3e\n  spoolctl requeue --all --queue bounced')
     .action((ids: string[], opts: { spool?: string; all?: boolean; queue?: Queue; json?: boolean }) => {
@@ -211,7 +213,7 @@ function makeProgram(): Command {
   program
     .command('hold')
     .description('set messages aside in hold/, where the daemon never touches them (attempts kept)')
-    .argument('<ids...>', 'message ids (from incoming or deferred)')
+    .argument('<ids...>', 'message ids (from incoming, deferred or ordered)')
     .addOption(spoolOption())
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  spoolctl hold order-42.paid\n  spoolctl release order-42.paid')
@@ -228,7 +230,7 @@ function makeProgram(): Command {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  spoolctl release order-42.paid\n  spoolctl release --all')
     .action((ids: string[], opts: { spool?: string; all?: boolean; json?: boolean }) => {
-      if (opts.all === (ids.length > 0)) throw new UsageError('give ids or --all');
+      if (Boolean(opts.all) === ids.length > 0) throw new UsageError('give ids or --all, not both and not neither');
       reportAction('released', release(openSpool(spoolDir(opts)), opts.all ? 'all' : ids), Boolean(opts.json));
     });
 

@@ -299,8 +299,22 @@ function isLink(p: string): boolean {
 function noteAbsent(spool: Spool, id: string, r: ActionResult, elsewhere: readonly Queue[] = [], why = ''): void {
   if (locate(spool, id, ['active']).length > 0) r.refused.push({ id, reason: 'being delivered right now (active/)' });
   else if (elsewhere.length > 0 && locate(spool, id, elsewhere).length > 0) r.refused.push({ id, reason: why });
-  else r.missing.push(id);
+  else {
+    // Not where this action looks, but in the spool: say where, and what moves it from there.
+    const found = locate(spool, id)[0];
+    if (found) r.refused.push({ id, reason: `it is in ${found.queue}/${ELSEWHERE_HINT[found.queue]}` });
+    else r.missing.push(id);
+  }
 }
+
+const ELSEWHERE_HINT: Record<Queue, string> = {
+  incoming: ', not yet claimed: the daemon takes it at once',
+  active: ', being delivered right now',
+  deferred: ', waiting for its next attempt (flush makes it due now)',
+  hold: ' (release lets it go)',
+  bounced: ' (requeue sends it again)',
+  ordered: ': it waits behind an older message of its orderingKey',
+};
 
 /**
  * Names carry a destination tag, not the origin: the origin is read from one

@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { SpoolError } from '../errors.js';
+import { errnoOf, SpoolError } from '../errors.js';
 import { bucketOf } from './names.js';
 
 export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced', 'ordered'] as const;
@@ -144,14 +144,38 @@ export class Spool {
    * all of them are on one file system, so every move is an atomic rename.
    */
   ensure(): void {
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const rootDev = fs.statSync(this.root).dev;
+    const problem = (what: string, err: unknown): SpoolError => {
+      const code = errnoOf(err);
+      const why: Record<string, string> = { ENOTDIR: 'a part of the path is a file, not a folder', EEXIST: 'it is a file, not a folder', EROFS: 'the file system is read-only', EACCES: 'permission denied', EPERM: 'permission denied', ENOSPC: 'the file system is full' };
+      return new SpoolError(`cannot use ${what} as a spool: ${(code && why[code]) ?? (err as Error).message}${code ? ` (${code})` : ''}`, 'SPOOL_ERR_LAYOUT', { cause: err });
+    };
+    let rootSt: fs.Stats;
+    try {
+      fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+      rootSt = fs.statSync(this.root);
+    } catch (err) {
+      throw problem(this.root, err);
+    }
+    if (!rootSt.isDirectory()) throw problem(this.root, Object.assign(new Error('not a directory'), { code: 'EEXIST' }));
+    // Files a daemon makes are its user's: one running as another user than
+    // the spool's (root, say) would leave files the service cannot read.
+    const uid = process.getuid?.();
+    if (uid !== undefined && rootSt.uid !== uid) {
+      throw new SpoolError(`the spool ${this.root} belongs to uid ${rootSt.uid}, not to this user (uid ${uid}): run the daemon as its owner, or chown the spool`, 'SPOOL_ERR_LAYOUT');
+    }
     for (const folder of FOLDERS) {
       const dir = this.dir(folder);
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const st = fs.statSync(dir);
+      let st: fs.Stats;
+      try {
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        st = fs.statSync(dir);
+        // Writable now, or the first move would fail later: a read-only mount, a folder the daemon may not write.
+        fs.accessSync(dir, fs.constants.W_OK);
+      } catch (err) {
+        throw problem(dir, err);
+      }
       if (!st.isDirectory()) throw new SpoolError(`${dir} is not a directory`, 'SPOOL_ERR_LAYOUT');
-      if (st.dev !== rootDev) {
+      if (st.dev !== rootSt.dev) {
         throw new SpoolError(
           `${dir} is on another file system than ${this.root}: moves between queues must be atomic renames`,
           'SPOOL_ERR_LAYOUT',

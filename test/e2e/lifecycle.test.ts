@@ -244,15 +244,65 @@ describe('lifecycle', () => {
     }
   });
 
-  it('rejects bad options with a clear message and exit code 2', () => {
+  it('rejects bad options with one line that says what is wrong, and exit code 2', () => {
     const spool = tempSpool();
     ensureSpoolDirs(spool);
-    for (const args of [['--concurrency', 'lots'], ['--max-backoff', '5 fortnights'], ['--min-backoff', '2h', '--max-backoff', '1h'], ['--bogus']]) {
+    const cases: [string[], RegExp][] = [
+      [['--concurrency', 'lots'], /^spoold: --concurrency: "lots" is not a whole number/],
+      [['--max-backoff', '5 fortnights'], /^spoold: --max-backoff: /],
+      [['--min-backoff', '2h', '--max-backoff', '1h'], /^spoold: min-backoff \(2h\) is above max-backoff \(1h\)$/],
+      [['--timeout', '1ms'], /^spoold: --timeout: "1ms" is out of range; expected a duration from 100ms to 1h$/],
+      [['--bogus'], /^spoold: unknown option '--bogus' \(see spoold --help\)$/],
+    ];
+    for (const [args, expected] of cases) {
       const r = spawnSync(process.execPath, [SPOOLD, 'start', '--spool', spool, ...args], { encoding: 'utf8', timeout: 10_000 });
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, /spoold: |error: /);
-      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr.trimEnd(), expected);
     }
+  });
+
+  it('prints its version with --version and -V', () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = spawnSync(process.execPath, [SPOOLD, flag], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), version);
+    }
+  });
+
+  it('refuses a spool it cannot use with one line and exit code 1, no stack trace', () => {
+    const base = tempSpool();
+    fs.mkdirSync(base, { recursive: true });
+    const run = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000 });
+    const oneLine = (r: ReturnType<typeof run>, expected: RegExp, what: string) => {
+      assert.equal(r.status, 1, `${what}: ${r.stderr}`);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${what}: ${r.stderr}`);
+      assert.match(r.stderr.trimEnd(), expected, what);
+    };
+
+    const file = path.join(base, 'a-file');
+    fs.writeFileSync(file, 'not a spool');
+    oneLine(run(process.execPath, [SPOOLD, 'start', '--spool', file]), /^spoold: cannot use .*a-file as a spool: it is a file, not a folder/, 'a file');
+    oneLine(run(process.execPath, [SPOOLD, 'start', '--spool', path.join(file, 'spool')]), /^spoold: cannot use .* as a spool: a part of the path is a file, not a folder \(ENOTDIR\)$/, 'below a file');
+
+    // A read-only bind mount of a complete spool, in a mount namespace of its own.
+    const ro = path.join(base, 'ro');
+    ensureSpoolDirs(ro);
+    oneLine(run('unshare', ['--mount', 'sh', '-c', `mount --bind -o ro "$0" "$0" && exec "$1" "$2" start --spool "$0"`, ro, process.execPath, SPOOLD]), /^spoold: cannot use .*ro\/\w+ as a spool: the file system is read-only \(EROFS\)$/, 'read-only');
+
+    // Owned by another user: the daemon's files would be unreadable to the service.
+    const theirs = path.join(base, 'theirs');
+    ensureSpoolDirs(theirs);
+    for (const dir of [path.dirname(base), base]) fs.chmodSync(dir, 0o755);
+    const nobody = asNobody(theirs);
+    assert.ok(nobody, 'these tests run as root');
+    oneLine(run(process.execPath, [SPOOLD, 'start', '--spool', theirs]), /^spoold: the spool .*theirs belongs to uid \d+, not to this user \(uid 0\): run the daemon as its owner, or chown the spool$/, 'wrong owner');
+
+    // Its owner, but a queue folder it may not write.
+    fs.chownSync(path.join(theirs, 'incoming'), 0, 0);
+    fs.chmodSync(path.join(theirs, 'incoming'), 0o755);
+    oneLine(run(nobody, [SPOOLD, 'start', '--spool', theirs]), /^spoold: cannot use .*theirs\/incoming as a spool: permission denied \(EACCES\)$/, 'permission denied');
   });
 });
 
