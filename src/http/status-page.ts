@@ -183,7 +183,7 @@ export class StatusPage {
     if (typeof id !== 'string') return refuse(400, 'no id');
     const result = what === 'requeue' ? requeue(this.spool, [id], ['bounced']) : remove(this.spool, locate(this.spool, id, ['bounced']));
     const done = result.done.includes(id);
-    this.log.info({ event: `status-${what}`, id, queue: 'bounced', done }, `${what} from the status page: ${done ? 'done' : 'not found'}`);
+    this.log.info({ event: what === 'requeue' ? 'status-requeue' : 'status-delete', id, queue: 'bounced', done }, `${what} from the status page: ${done ? 'done' : 'not found'}`);
     if (done) this.manager.dueChanged();
     res.writeHead(done ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ id, done }));
   }

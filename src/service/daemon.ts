@@ -265,7 +265,7 @@ function sweep(spool: Spool, log: Logger): void {
     for (const { id, queue } of r.rescued) log.warn({ event: 'rescued', id, queue }, `found in tmp/ on its way back to incoming/ (a requeue was interrupted); put into ${queue}/`);
     if (r.removed + r.twins > 0) log.info({ event: 'tmp-swept', removed: r.removed, twins: r.twins }, `removed ${r.removed + r.twins} file(s) left in tmp/ by writers that stopped`);
   } catch (err) {
-    log.error({ event: 'sweep-failed', error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not clean tmp/; trying again later');
+    log.warn({ event: 'sweep-failed', error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not clean tmp/; trying again later');
   }
 }
 

@@ -3,8 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+export const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
+
 export function replaceReadmeSection(name: string, text: string): void {
-  const readme = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
+  const readme = README;
   const content = fs.readFileSync(readme, 'utf8');
   const [start, end] = [`<!-- ${name}:start -->`, `<!-- ${name}:end -->`];
   const i = content.indexOf(start);
