@@ -93,7 +93,7 @@ function makeProgram(): Command {
     .addOption(spoolOption())
     .option('--queue <queue>', `only this queue (${QUEUES.join(', ')})`, parseQueue)
     .option('--limit <n>', 'at most n messages', parseLimit)
-    .option('--json', 'a JSON array of { id, queue, attempts, nextAttemptAt, url, lastError, arrivedAt }')
+    .option('--json', 'a JSON array of { id, queue, attempts, nextAttemptAt, url, lastError, arrivedAt, scheduled }')
     .addHelpText('after', '\nRows come queue by queue (active, incoming, deferred by next attempt, hold, bounced)\nand print as they are found, so the first page of a large queue shows at once.\n\nExamples:\n  spoolctl list --queue deferred --limit 20\n  spoolctl list --json | jq \'.[] | select(.queue == "bounced") | .id\'')
     .action((opts: { spool?: string; queue?: Queue; limit?: number; json?: boolean }) => {
       const spool = openSpool(spoolDir(opts));
@@ -129,8 +129,8 @@ function makeProgram(): Command {
             String(r.attempts),
             r.nextAttemptAt === null ? '-' : r.nextAttemptAt <= now ? 'due' : formatRelative(r.nextAttemptAt - now),
             destinations.of(m),
-            r.arrivedAt === null ? '-' : formatRelative(r.arrivedAt - now).replace(' ago', ''),
-            r.lastError ?? '-',
+            r.arrivedAt === null || r.arrivedAt > now ? '-' : formatRelative(r.arrivedAt - now).replace(' ago', ''),
+            r.scheduled ? 'scheduled' : (r.lastError ?? '-'),
           ]);
           if (page.length >= 100) flushPage();
         }
@@ -316,8 +316,10 @@ function makeProgram(): Command {
     .option('--method <method>', 'with --url: HTTP method (default POST)')
     .option('--header <header>', "with --url: 'Name: value', repeatable", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--data <data>', 'with --url: the body, sent as it is')
-    .addHelpText('after', '\nExamples:\n  spoolctl enqueue message.json\n  echo \'{"url":"https://example.com/hook","body":{"a":1}}\' | spoolctl enqueue -\n  spoolctl enqueue --url https://example.com/hook --header "Content-Type: text/plain" --data hello')
-    .action(async (file: string | undefined, opts: { spool?: string; id?: string; url?: string; method?: string; header: string[]; data?: string }) => {
+    .option('--at <time>', 'not sent before this time: ISO 8601 (2026-12-24T09:00:00Z) or epoch ms ("deliverAt")')
+    .option('--in <duration>', 'not sent before this long from now: 90s, 10m, 2d ("delay")')
+    .addHelpText('after', '\nExamples:\n  spoolctl enqueue message.json\n  spoolctl enqueue --in 10m message.json\n  echo \'{"url":"https://example.com/hook","body":{"a":1}}\' | spoolctl enqueue -\n  spoolctl enqueue --url https://example.com/hook --header "Content-Type: text/plain" --data hello')
+    .action(async (file: string | undefined, opts: { spool?: string; id?: string; url?: string; method?: string; header: string[]; data?: string; at?: string; in?: string }) => {
       let message: Record<string, unknown>;
       if (opts.url !== undefined) {
         if (file !== undefined) throw new UsageError('give a file or --url, not both');
@@ -337,6 +339,13 @@ function makeProgram(): Command {
           throw new UsageError(`${file ?? 'standard input'} is not valid JSON`);
         }
       }
+      if (opts.at !== undefined && opts.in !== undefined) throw new UsageError('give --at or --in, not both');
+      if (opts.at !== undefined || opts.in !== undefined) {
+        if (typeof message !== 'object' || message === null || Array.isArray(message)) throw new UsageError('the message is not a JSON object');
+        if (message.deliverAt !== undefined || message.delay !== undefined) throw new UsageError('the message has its own "deliverAt" or "delay": leave out --at and --in');
+      }
+      if (opts.at !== undefined) message.deliverAt = /^\d+$/.test(opts.at) ? Number(opts.at) : opts.at;
+      if (opts.in !== undefined) message.delay = opts.in;
       const { enqueue } = await import('../producer/enqueue.js');
       out(await enqueue(message as never, { spool: spoolDir(opts), ...(opts.id && { id: opts.id }) }));
     });

@@ -23,11 +23,15 @@ export interface Message {
   timeout?: number;
   /** Messages with the same key are delivered one at a time, in arrival order (see ordering.ts). */
   orderingKey?: string;
+  /** Not sent before this time, epoch ms ("deliverAt"). */
+  deliverAt?: number;
+  /** Not sent before this long after the file was written, ms ("delay"). */
+  delay?: number;
 }
 
 export type Validation = { ok: true; message: Message } | { ok: false; reason: string };
 
-const KNOWN_FIELDS = new Set(['url', 'method', 'headers', 'body', 'maxAttempts', 'expiresAt', 'maxAge', 'timeout', 'orderingKey', 'meta']);
+const KNOWN_FIELDS = new Set(['url', 'method', 'headers', 'body', 'maxAttempts', 'expiresAt', 'maxAge', 'timeout', 'orderingKey', 'deliverAt', 'delay', 'meta']);
 export const MAX_ORDERING_KEY = 256;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Header values may not smuggle a second header or a NUL. */
@@ -42,6 +46,22 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function fail(reason: string): Validation {
   return { ok: false, reason };
+}
+
+function timeField(v: unknown): number | null {
+  const t = typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? (/^\d+$/.test(v) ? Number(v) : Date.parse(v)) : NaN;
+  return Number.isFinite(t) && t > 0 ? t : null;
+}
+
+/**
+ * When a message may first be sent (wall ms), or null for at once. A delay
+ * counts from the file's writing, so a hand-written file means what it says
+ * however long it waited in incoming/.
+ */
+export function scheduledAt(message: Message, writtenAt: number): number | null {
+  if (message.deliverAt !== undefined) return message.deliverAt;
+  if (message.delay !== undefined) return writtenAt + message.delay;
+  return null;
 }
 
 function durationField(v: unknown, name: string): number | string {
@@ -111,11 +131,20 @@ export function validateMessage(input: unknown): Validation {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return fail('"maxAttempts" must be a whole number (0: no limit)');
     message.maxAttempts = n;
   }
-  if (input.expiresAt !== undefined) {
-    const v = input.expiresAt;
-    const t = typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN;
-    if (!Number.isFinite(t) || t <= 0) return fail('"expiresAt" must be epoch milliseconds or an ISO 8601 date');
-    message.expiresAt = t;
+  for (const field of ['expiresAt', 'deliverAt'] as const) {
+    if (input[field] === undefined) continue;
+    const t = timeField(input[field]);
+    if (t === null) return fail(`"${field}" must be epoch milliseconds or an ISO 8601 date`);
+    message[field] = t;
+  }
+  if (input.delay !== undefined) {
+    if (message.deliverAt !== undefined) return fail('give "deliverAt" or "delay", not both');
+    const v = durationField(input.delay, 'delay');
+    if (typeof v === 'string') return fail(v);
+    message.delay = v;
+  }
+  if (message.deliverAt !== undefined && message.expiresAt !== undefined && message.deliverAt >= message.expiresAt) {
+    return fail('"deliverAt" is not before "expiresAt": it would expire before its first attempt');
   }
   for (const field of ['maxAge', 'timeout'] as const) {
     if (input[field] === undefined) continue;

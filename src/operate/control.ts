@@ -10,7 +10,7 @@ import path from 'node:path';
 import { moveIfPresent } from '../spool/claim.js';
 import { Spool, streamDir, type Queue } from '../spool/layout.js';
 import { moveToIncoming } from '../spool/staging.js';
-import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, type Entry } from '../spool/names.js';
+import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, TOKENS, type Entry } from '../spool/names.js';
 
 export interface Located {
   id: string;
@@ -134,19 +134,23 @@ export interface Listed {
   nextAttemptAt: number | null;
   url: string | null;
   lastError: string | null;
-  /** Epoch ms the daemon first claimed it; null while still in incoming/. */
+  /** Epoch ms the daemon first claimed it (a scheduled message: its scheduled time); null while still in incoming/. */
   arrivedAt: number | null;
+  /** Waiting for its scheduled first delivery: nextAttemptAt is that time. */
+  scheduled: boolean;
 }
 
 export function describe(m: Located, message: Record<string, unknown> | null): Listed {
+  const scheduled = m.entry?.lastError === TOKENS.scheduled && m.entry.attempts === 0;
   return {
     id: m.id,
     queue: m.queue,
     attempts: m.entry?.attempts ?? 0,
     nextAttemptAt: m.queue === 'deferred' && m.entry ? m.entry.time : null,
     url: typeof message?.url === 'string' ? message.url : null,
-    lastError: m.entry ? describeErrorToken(m.entry.lastError) : null,
+    lastError: m.entry && !scheduled ? describeErrorToken(m.entry.lastError) : null,
     arrivedAt: m.entry?.arrival ?? null,
+    scheduled,
   };
 }
 

@@ -43,6 +43,10 @@ export interface MessageInput {
   timeout?: number | string;
   /** Messages with the same key are delivered one at a time, in the order they were written. */
   orderingKey?: string;
+  /** Not sent before this time: epoch ms or ISO 8601. */
+  deliverAt?: number | string;
+  /** Not sent before this long from now: ms or a duration ("10m"). Written as "deliverAt". */
+  delay?: number | string;
   meta?: unknown;
 }
 
@@ -113,6 +117,18 @@ function syncDirectory(dir: string): Promise<void> {
   return next;
 }
 
+/**
+ * The message as written: a delay becomes the time it ends ("deliverAt"),
+ * fixed now, so the schedule does not depend on the file's mtime later.
+ */
+function toWrite(message: MessageInput, now: number): MessageInput {
+  if (message.delay === undefined || message.deliverAt !== undefined) return message;
+  const v = validateMessage(message);
+  if (!v.ok || v.message.delay === undefined) return message;
+  const { delay: _delay, ...rest } = message;
+  return { ...rest, deliverAt: new Date(now + v.message.delay).toISOString() };
+}
+
 function checked(message: MessageInput, id: string | undefined, spool: Spool): string {
   const v = validateMessage(message);
   if (!v.ok) throw new SpoolError(`invalid message: ${v.reason}`, 'SPOOL_ERR_BAD_MESSAGE');
@@ -140,6 +156,7 @@ function openSpoolFor(options: EnqueueOptions): Spool {
  */
 export async function enqueue(message: MessageInput, options: EnqueueOptions = {}): Promise<string> {
   const spool = openSpoolFor(options);
+  message = toWrite(message, Date.now());
   const id = checked(message, options.id, spool);
   const staged = await stage(spool, id, JSON.stringify(message) + '\n');
   publish(spool, staged, id);
@@ -161,6 +178,8 @@ export async function enqueue(message: MessageInput, options: EnqueueOptions = {
  */
 export async function enqueueMany(items: readonly { message: MessageInput; id?: string }[], options: Omit<EnqueueOptions, 'id'> = {}): Promise<string[]> {
   const spool = openSpoolFor(options);
+  const now = Date.now();
+  items = items.map((item) => ({ ...item, message: toWrite(item.message, now) }));
   const ids = items.map((item) => checked(item.message, item.id, spool));
   const seen = new Set<string>();
   for (const id of ids) {

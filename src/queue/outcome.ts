@@ -17,7 +17,7 @@ import type { AttemptResult, Decision } from '../delivery/classify.js';
 import type { Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
 import { complete, moveToBounced, moveToDeferred, type BounceRecord } from '../spool/moves.js';
-import { describeErrorToken, formatEntry, type Entry } from '../spool/names.js';
+import { describeErrorToken, destinationTag, formatEntry, TOKENS, type Entry } from '../spool/names.js';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
 import { announces, writeNotice } from '../service/notices.js';
@@ -115,6 +115,20 @@ export class Outcomes {
   }
 
   /** Back to deferred/, due at `at` (wall), its attempt not spent: it was never sent. */
+  /**
+   * A message scheduled for later ("deliverAt", "delay") waits in deferred/
+   * for its time, attempts unspent, its arrival set to that time so that its
+   * age (--max-age) counts from it.
+   */
+  schedule(claimed: Claimed, at: number, origin: string): void {
+    const { entry } = claimed;
+    // The tag lets the due scan pass it over while its destination is dead.
+    const later: Entry = { ...entry, time: at, arrival: at, attempts: entry.attempts - 1, destination: destinationTag(origin), lastError: TOKENS.scheduled };
+    this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, later));
+    this.host.wakeAtWall(at);
+    this.host.log.info({ event: 'scheduled', id: entry.id, queue: 'deferred', deliverAt: new Date(at).toISOString() }, `scheduled for ${new Date(at).toISOString()}`);
+  }
+
   putBack(claimed: Claimed, at: number, reason: PutBackReason, lastError?: string): void {
     const { entry } = claimed;
     const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1, ...(lastError && { lastError }) };

@@ -30,14 +30,14 @@
  */
 import { classify, signalOf, type AttemptResult } from '../delivery/classify.js';
 import { matches, refusal } from '../delivery/guard.js';
-import type { Message } from '../delivery/message.js';
+import { scheduledAt, type Message } from '../delivery/message.js';
 import type { Sender } from '../delivery/send.js';
 import type { Config, DeliveryPolicy, DestinationSettings } from '../service/config.js';
 import type { Logger } from '../service/log.js';
 import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
 import type { BounceRecord } from '../spool/moves.js';
-import { describeErrorToken, isTrustedTag, parseIncomingName, type Entry } from '../spool/names.js';
+import { describeErrorToken, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
 import { readMessage, SETTLE_MS, type ReadResult } from '../spool/read.js';
 import { dropStagedTwin } from '../spool/staging.js';
 import { dueVerdict, maySend, Rotation } from './admission.js';
@@ -412,6 +412,18 @@ export class QueueManager {
     const read = this.read(claimed);
     if (read === null) return;
     const message = read.message;
+    // A scheduled first delivery waits in deferred/ like a retry, its time in
+    // its name: no timer held, restarts lose nothing. Looked at until the
+    // message has been scheduled or tried (a last error of its own), so a kill
+    // between the claim and the move cannot send it early, and once it is
+    // scheduled a flush sends it at once.
+    const at = entry.lastError === '-' || entry.lastError === TOKENS.incomplete ? scheduledAt(message, read.writtenAt) : null;
+    if (at !== null && at > this.clock.wall()) {
+      if (message.expiresAt !== undefined && at >= message.expiresAt) {
+        this.outcomes.bounce(claimed, { ...entry, attempts: 0 }, 'scheduled after its expiresAt: it would expire before its first attempt', TOKENS.expired, this.clock.wall(), message.origin, undefined, message.url.href);
+      } else this.outcomes.schedule(claimed, at, message.origin);
+      return this.release(entry.id);
+    }
     if (message.orderingKey !== undefined && !this.admitOrdered(claimed, message.orderingKey, read.writtenAt)) return;
     const destination = this.table.get(message.origin);
     const policy = this.policyFor(destination.settings, message);
@@ -420,12 +432,12 @@ export class QueueManager {
     if (wallNow >= expiry) {
       const made = entry.attempts - 1;
       const last = describeErrorToken(entry.lastError);
-      this.outcomes.bounce(claimed, { ...entry, attempts: made }, `expired after ${made} attempt${made === 1 ? '' : 's'}${last ? ` (last: ${last})` : ''}`, entry.lastError === '-' ? 'EXPIRED' : entry.lastError, wallNow, message.origin, undefined, message.url.href);
+      this.outcomes.bounce(claimed, { ...entry, attempts: made }, `expired after ${made} attempt${made === 1 ? '' : 's'}${last ? ` (last: ${last})` : ''}`, entry.lastError === '-' ? TOKENS.expired : entry.lastError, wallNow, message.origin, undefined, message.url.href);
       return this.release(entry.id);
     }
     const refused = refusal(message.url, { allow: this.config.allowDestinations, deny: this.config.denyDestinations, blockPrivate: this.config.blockPrivate });
     if (refused) {
-      this.outcomes.bounce(claimed, { ...entry, attempts: entry.attempts - 1 }, refused, 'REFUSED', wallNow, message.origin, undefined, message.url.href);
+      this.outcomes.bounce(claimed, { ...entry, attempts: entry.attempts - 1 }, refused, TOKENS.refused, wallNow, message.origin, undefined, message.url.href);
       return this.release(entry.id);
     }
     entry.destination = destination.tag;
@@ -467,11 +479,11 @@ export class QueueManager {
     if (read.kind === 'message') return read;
     if (read.kind === 'incomplete') {
       // Looked at again once the writer has had time to finish; no attempt spent.
-      this.outcomes.putBack(claimed, this.clock.wall() + SETTLE_MS, 'not-settled', 'INCOMPLETE');
+      this.outcomes.putBack(claimed, this.clock.wall() + SETTLE_MS, 'not-settled', TOKENS.incomplete);
       this.log.info({ event: 'not-settled', id: entry.id, queue: 'deferred', reason: read.reason }, `${read.reason}, and written to just now: reading again later`);
     } else if (read.kind === 'invalid') {
       // Nothing was sent: the attempt the claim counted is not spent.
-      this.outcomes.bounce(claimed, { ...entry, attempts: entry.attempts - 1 }, `invalid message: ${read.reason}`, 'INVALID', this.clock.wall());
+      this.outcomes.bounce(claimed, { ...entry, attempts: entry.attempts - 1 }, `invalid message: ${read.reason}`, TOKENS.invalid, this.clock.wall());
     }
     this.release(entry.id);
     return null;

@@ -22,7 +22,8 @@ export const EVENTS = {
   stopped: { level: 'info', group: 'start and stop', meaning: 'every claimed message is back in a queue; the daemon exits 0' },
   'clock-stepped': { level: 'warn', group: 'start and stop', meaning: 'the wall clock moved more than the time that passed (`stepMs`; `whileStopped` across a restart): ages do not count the step' },
 
-  received: { level: 'info', group: 'messages', meaning: 'a message claimed for the first time, with its destination, method and size' },
+  received: { level: 'info', group: 'messages', meaning: 'a message claimed for its first attempt, with its destination, method and size' },
+  scheduled: { level: 'info', group: 'messages', meaning: 'a message with "deliverAt" or "delay" waits in deferred/ until `deliverAt`, attempts unspent' },
   recovered: { level: 'warn', group: 'messages', meaning: 'a message in flight when the last daemon stopped (or claimed by a dead peer): delivered again' },
   attempt: { level: 'debug', group: 'messages', meaning: 'a request starts (`probe` when it tests a dead destination)' },
   delivered: { level: 'info', group: 'messages', meaning: 'answered 2xx: the message has left the spool' },

@@ -164,6 +164,20 @@ export function isTrustedTag(tag: string): boolean {
   return tag.length === 16;
 }
 
+/**
+ * The tokens spoold itself writes in a name's last-error field, beside HTTP
+ * statuses and error codes: why a message is where it is without an attempt.
+ */
+export const TOKENS = {
+  /** Waiting for its scheduled first delivery ("deliverAt", "delay"); flush sends it now. */
+  scheduled: 'SCHEDULED',
+  /** Did not parse while still being written: read again later. */
+  incomplete: 'INCOMPLETE',
+  invalid: 'INVALID',
+  expired: 'EXPIRED',
+  refused: 'REFUSED',
+} as const;
+
 /** Turns a status code or error code into the token stored in a name. */
 export function errorToken(statusOrCode: number | string): string {
   const raw = String(statusOrCode).replace(/_/g, '-').replace(/[^A-Za-z0-9-]/g, '');
@@ -173,6 +187,7 @@ export function errorToken(statusOrCode: number | string): string {
 /** The short human text for a stored token: "HTTP 503", "ECONNREFUSED". */
 export function describeErrorToken(token: string): string | null {
   if (token === '-') return null;
+  if (token === TOKENS.scheduled) return 'scheduled';
   if (/^\d{3}$/.test(token)) return `HTTP ${token}`;
   return token;
 }

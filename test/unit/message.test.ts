@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateMessage, type Message } from '../../src/delivery/message.js';
+import { scheduledAt, validateMessage, type Message } from '../../src/delivery/message.js';
 
 function ok(input: unknown): Message {
   const v = validateMessage(input);
@@ -74,5 +74,21 @@ describe('message validation', () => {
       [JSON.parse('{"url":"http://x/","__proto__":{}}'), /unknown field "__proto__"/],
     ];
     for (const [input, why] of table) assert.match(reason(input), why, JSON.stringify(input));
+  });
+
+  it('takes a scheduled first delivery as "deliverAt" (ISO 8601 or epoch ms) or "delay", not both, and not after "expiresAt"', () => {
+    const at = Date.parse('2030-01-01T00:00:00Z');
+    assert.equal(ok({ url: 'http://x/', deliverAt: '2030-01-01T00:00:00Z' }).deliverAt, at);
+    assert.equal(ok({ url: 'http://x/', deliverAt: at }).deliverAt, at);
+    assert.equal(ok({ url: 'http://x/', deliverAt: String(at) }).deliverAt, at);
+    assert.equal(ok({ url: 'http://x/', delay: '10m' }).delay, 600_000);
+    assert.equal(scheduledAt(ok({ url: 'http://x/', deliverAt: at }), 5), at);
+    assert.equal(scheduledAt(ok({ url: 'http://x/', delay: 1000 }), 5), 1005, 'a delay counts from the writing');
+    assert.equal(scheduledAt(ok({ url: 'http://x/' }), 5), null);
+    assert.match(reason({ url: 'http://x/', deliverAt: 'tomorrow' }), /"deliverAt" must be epoch milliseconds or an ISO 8601 date/);
+    assert.match(reason({ url: 'http://x/', delay: '-5m' }), /"delay" must be a positive duration/);
+    assert.match(reason({ url: 'http://x/', deliverAt: at, delay: '1m' }), /give "deliverAt" or "delay", not both/);
+    assert.match(reason({ url: 'http://x/', deliverAt: at, expiresAt: at }), /"deliverAt" is not before "expiresAt"/);
+    assert.equal(ok({ url: 'http://x/', deliverAt: at, expiresAt: at + 1 }).expiresAt, at + 1);
   });
 });
