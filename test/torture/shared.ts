@@ -45,12 +45,16 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
   // When each daemon run was sent its SIGKILL: it sends nothing after that.
   const killedAt = new Map<string, number>();
   let runs = 0;
+  // A lease left at the end names its daemon by pid (<host>.<pid>.<random>): which run, killed or not.
+  const runByPid = new Map<number, string>();
   const start = async (): Promise<{ name: string; daemon: Daemon }> => {
     const name = `run-${++runs}`;
     const config = path.join(path.dirname(spool), `${name}.json`);
     fs.writeFileSync(config, JSON.stringify({ destinations: [{ match: origin, headers: { 'x-daemon': name } }] }));
     const args = ['--shared', '--config', config, '--lease-ttl', '3s', '--concurrency', '32', '--per-destination', '32', '--min-backoff', '100ms', '--max-backoff', '1s', '--max-attempts', '0', '--dead-after', '0', '--scan-interval', '500ms', '--log-level', process.env.TORTURE_DEBUG ? 'info' : 'warn'];
-    return { name, daemon: await startDaemon(spool, args, { ready: false }) };
+    const daemon = await startDaemon(spool, args, { ready: false });
+    runByPid.set(daemon.child.pid!, name);
+    return { name, daemon };
   };
 
   let produced = 0;
@@ -75,8 +79,17 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
   );
   await waitFor('queues empty', () => snapshot(spool).size === 0, 10_000, 100).catch(() => undefined);
   // The killed runs' leases are buried by a survivor at its next heartbeat (a third of --lease-ttl).
+  // Waiting for "at most two leases" was met while the last run started had
+  // not yet written its own (a killed run's lease still there), and it was
+  // then stopped with SIGTERM before its signal handlers existed: wait until
+  // the leases are exactly the last two runs', each up.
   const leasesIn = () => fs.readdirSync(path.join(spool, 'leases')).filter((n) => !n.startsWith('.'));
-  await waitFor('only the two live leases left', () => leasesIn().length <= 2, 10_000, 100).catch(() => undefined);
+  const pidOf = (owner: string) => Number(owner.split('.').at(-2));
+  const livePids = new Set(pair.map((p) => p.daemon.child.pid));
+  await waitFor('the last two runs up, every other lease buried', () => {
+    const owners = leasesIn();
+    return owners.length === 2 && owners.every((o) => livePids.has(pidOf(o)));
+  }, 15_000, 100).catch(() => undefined);
   const exits = await Promise.all(pair.map((p) => p.daemon.stop('SIGTERM')));
   await new Promise((r) => server.close(r));
 
@@ -94,6 +107,16 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
     }
   }
   const leases = leasesIn();
+  const describeLease = (owner: string): string => {
+    const run = runByPid.get(pidOf(owner));
+    let content = '';
+    try {
+      content = fs.readFileSync(path.join(spool, 'leases', owner), 'utf8').trim();
+    } catch {
+      /* gone meanwhile */
+    }
+    return `${owner}: ${run ?? 'no run of this scenario'}${run && killedAt.has(run) ? ', killed' : ''}${run && pair.some((p) => p.name === run) ? ', one of the last two' : ''}; ${content}`;
+  };
   // The last two remove their own leases as they stop.
   const pass = drained && lost === 0 && left.size === 0 && whileAlive.length === 0 && leases.length === 0 && exits.every((e) => e.code === 0);
   return {
@@ -103,6 +126,7 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
       `${opts.messages.toLocaleString('en')} messages, 2 daemons --shared on one spool, ${opts.kills} × SIGKILL of one or the other (${runs} daemon runs), ${Math.round(opts.failShare * 100)}% 503: ` +
       `delivered ${delivered.size.toLocaleString('en')}, lost ${lost}, left in spool ${left.size}, ` +
       `sent twice ${duplicates} (all after the first sender was killed: ${whileAlive.length === 0 ? 'yes' : `no, ${whileAlive.slice(0, 5).join(', ')}`}), ` +
-      `requests ${requests.toLocaleString('en')}, leases left ${leases.length}${leases.length > 0 ? ` (${leases.join(', ')})` : ''}, total ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `requests ${requests.toLocaleString('en')}, leases left ${leases.length}${leases.length > 0 ? ` (${leases.map(describeLease).join(', ')})` : ''}, ` +
+      `exits of the last two ${exits.map((e) => e.code ?? e.signal).join(' and ')}, total ${((Date.now() - started) / 1000).toFixed(0)} s`,
   };
 }
