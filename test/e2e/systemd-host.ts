@@ -12,7 +12,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { tempDir, waitFor } from './helpers.js';
+import { ROOT, tempDir, waitFor } from './helpers.js';
 
 const BOOT = `
 set -e
@@ -58,7 +58,9 @@ export async function bootSystemd(shared: string[]): Promise<Systemd> {
   const base = tempDir('spoold-systemd-');
   const mnt = path.join(base, 'mnt');
   fs.mkdirSync(mnt);
-  const unshare: ChildProcess = spawn('unshare', ['--pid', '--fork', '--mount', 'sh', '-c', BOOT, 'boot', mnt, ...shared], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // The project itself too: the unit runs its bin/spoold, which a clone under
+  // /tmp (CI's) would have hidden below the service's tmpfs.
+  const unshare: ChildProcess = spawn('unshare', ['--pid', '--fork', '--mount', 'sh', '-c', BOOT, 'boot', mnt, ROOT, ...shared], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let log = '';
   unshare.stderr!.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
   const init = await waitFor(
