@@ -22,6 +22,8 @@ let ok = 0;
 let firstAttempts = 0;
 const seen = new Set<string>();
 let latencies: number[] = [];
+/** When each of those messages was produced (epoch ms), in the same order. */
+let producedAt: number[] = [];
 let firstAt = 0;
 let lastAt = 0;
 
@@ -50,7 +52,10 @@ const server = http.createServer((req, res) => {
     }
     try {
       const t = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { t?: number }).t;
-      if (typeof t === 'number' && first) latencies.push(now - t);
+      if (typeof t === 'number' && first) {
+        latencies.push(now - t);
+        producedAt.push(t);
+      }
     } catch {
       /* not ours */
     }
@@ -70,11 +75,12 @@ server.listen(0, '127.0.0.1', () => {
 });
 
 process.on('message', (m: { cmd: string }) => {
-  if (m.cmd === 'stats') process.send!({ received, ok, refused, firstAttempts, unique: seen.size, latencies, firstAt, lastAt });
+  if (m.cmd === 'stats') process.send!({ received, ok, refused, firstAttempts, unique: seen.size, latencies, producedAt, firstAt, lastAt });
   if (m.cmd === 'reset') {
     received = ok = firstAttempts = 0;
     seen.clear();
     latencies = [];
+    producedAt = [];
     firstAt = lastAt = 0;
     process.send!({ reset: true });
   }
