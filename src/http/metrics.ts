@@ -180,7 +180,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   const deliveredBytes = new client.Counter({ name: 'spoold_delivered_bytes_total', help: 'Bytes of the message files delivered', registers: [registry] });
   const putBacks = new client.Counter({ name: 'spoold_put_backs_total', help: 'Claimed messages that went back to deferred/ unsent: their destination was dead, the daemon stopped, or the host failed to read them', labelNames: ['reason'], registers: [registry] });
   const requestSeconds = new client.Histogram({ name: 'spoold_request_duration_seconds', help: 'Time of one HTTP attempt, from sending to the end of the response', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] });
-  const latencySeconds = new client.Histogram({ name: 'spoold_delivery_latency_seconds', help: 'From the message file being written to its 2xx, retries included', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21_600, 86_400], registers: [registry] });
+  const latencySeconds = new client.Histogram({ name: 'spoold_delivery_latency_seconds', help: 'From the message file being written (a scheduled message: from its scheduled time) to its 2xx, retries included', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21_600, 86_400], registers: [registry] });
   const attempts = new client.Histogram({ name: 'spoold_attempts', help: 'Attempts a delivered message took', buckets: [1, 2, 3, 4, 5, 8, 12, 20, 50, 100], registers: [registry] });
 
   const recent = new RecentActivity();
@@ -281,7 +281,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
       if (detail.ms !== undefined) requestSeconds.observe({ destination: label }, detail.ms / 1000);
       if (outcome === 'delivered') {
         if (detail.bytes !== undefined) deliveredBytes.inc(detail.bytes);
-        if (detail.writtenAt !== undefined) latencySeconds.observe(Math.max(0, Date.now() - detail.writtenAt) / 1000);
+        if (detail.dueSince !== undefined) latencySeconds.observe(Math.max(0, Date.now() - detail.dueSince) / 1000);
         if (detail.attempts !== undefined) attempts.observe(detail.attempts);
       }
     },

@@ -8,8 +8,12 @@ export interface Job {
   claimed: Claimed;
   destination: Destination;
   policy: DeliveryPolicy;
-  /** When the producer wrote the file (its mtime). */
-  writtenAt: number;
+  /**
+   * Since when the message has been waiting to be sent: when the producer
+   * wrote the file (its mtime), or its scheduled time if it had one, so the
+   * delivery latency of a scheduled message does not count its schedule.
+   */
+  dueSince: number;
   /** The message's URL (for bounce records and notices), kept when the message is not. */
   url: string;
   /** The file's size: what keeping its parsed form costs. */

@@ -30,7 +30,7 @@ import type { KeyLines } from './ordering.js';
  */
 export interface DeliveryObserver {
   moved(from: 'incoming' | 'deferred' | 'active' | 'ordered', to: 'active' | 'deferred' | 'bounced' | 'ordered' | null): void;
-  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; writtenAt?: number; bytes?: number }): void;
+  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; dueSince?: number; bytes?: number }): void;
   /** A message was claimed for the first time. */
   received(destination: string, bytes: number): void;
   /** A claimed message went back to deferred/ unsent. */
@@ -75,7 +75,7 @@ export class Outcomes {
         // The only place a message file is removed: after a confirmed 2xx.
         this.host.move(entry.id, 'delivered', () => complete(claimed.path));
         lines.done(entry.id);
-        this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, writtenAt: job.writtenAt, bytes: job.size });
+        this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, dueSince: job.dueSince, bytes: job.size });
         log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
         return;
       case 'deferred': {

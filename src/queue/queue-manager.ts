@@ -447,7 +447,8 @@ export class QueueManager {
     }
     const keep = this.keptBytes + read.size <= this.config.activeBytes;
     if (keep) this.keptBytes += read.size;
-    const job: Job = { claimed, destination, policy, writtenAt: read.writtenAt, url: message.url.href, size: read.size, message: keep ? message : null, probe: false, round: 0 };
+    const dueSince = Math.min(wallNow, Math.max(read.writtenAt, scheduledAt(message, read.writtenAt) ?? 0));
+    const job: Job = { claimed, destination, policy, dueSince, url: message.url.href, size: read.size, message: keep ? message : null, probe: false, round: 0 };
     destination.waiting.push(job);
     // Worth claiming: its destination can send it within a round or two.
     if (destination.waiting.length <= 2 * destination.window.value) this.usefulClaims++;

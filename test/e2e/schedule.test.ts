@@ -112,4 +112,23 @@ describe('scheduled delivery', () => {
       await sink.close();
     }
   });
+
+  it("counts a scheduled message's delivery latency from its scheduled time, not from its writing", async () => {
+    const sink = await startSink();
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0']);
+    try {
+      const address = String((await daemon.waitEvent('metrics-listening')).address);
+      await enqueue({ url: `${sink.url}/x`, delay: '2s' }, { spool, id: 'timed' });
+      await daemon.waitEvent('delivered', 'timed', 15_000);
+      const text = await (await fetch(`http://${address}/metrics`)).text();
+      const sample = (name: string) => Number(new RegExp(`^${name.replace(/[{}"+.]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+      assert.equal(sample('spoold_delivery_latency_seconds_count'), 1);
+      // Counted from its writing it would be over 2 s; from its time, well under 1.
+      assert.equal(sample('spoold_delivery_latency_seconds_bucket{le="1"}'), 1);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
 });
