@@ -68,6 +68,9 @@ describe('scheduled delivery', () => {
       assert.equal(listed!.scheduled, true);
       assert.equal(listed!.lastError, null);
       assert.equal(listed!.nextAttemptAt, time);
+      const shown = spoolctl(['show', 'by-hand', '--spool', spool]).stdout;
+      assert.match(shown, /^scheduled for: \S+ \(in (59|60)m\)$/m);
+      assert.doesNotMatch(shown, /^arrived:/m, 'it has not arrived yet: its age counts from its time');
 
       assert.equal(spoolctl(['flush', 'by-hand', '--spool', spool]).status, 0);
       const delivered = await daemon.waitEvent('delivered', 'by-hand');
