@@ -114,7 +114,6 @@ export class Outcomes {
     this.host.bounced(record);
   }
 
-  /** Back to deferred/, due at `at` (wall), its attempt not spent: it was never sent. */
   /**
    * A message scheduled for later ("deliverAt", "delay") waits in deferred/
    * for its time, attempts unspent, its arrival set to that time so that its
@@ -124,11 +123,13 @@ export class Outcomes {
     const { entry } = claimed;
     // The tag lets the due scan pass it over while its destination is dead.
     const later: Entry = { ...entry, time: at, arrival: at, attempts: entry.attempts - 1, destination: destinationTag(origin), lastError: TOKENS.scheduled };
+    this.host.lines.follow(entry.id, this.host.spool.deferredPath(later.time, formatEntry(later)));
     this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, later));
     this.host.wakeAtWall(at);
     this.host.log.info({ event: 'scheduled', id: entry.id, queue: 'deferred', deliverAt: new Date(at).toISOString() }, `scheduled for ${new Date(at).toISOString()}`);
   }
 
+  /** Back to deferred/, due at `at` (wall), its attempt not spent: it was never sent. */
   putBack(claimed: Claimed, at: number, reason: PutBackReason, lastError?: string): void {
     const { entry } = claimed;
     const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1, ...(lastError && { lastError }) };

@@ -417,7 +417,8 @@ export class QueueManager {
     // message has been scheduled or tried (a last error of its own), so a kill
     // between the claim and the move cannot send it early, and once it is
     // scheduled a flush sends it at once.
-    const at = entry.lastError === '-' || entry.lastError === TOKENS.incomplete ? scheduledAt(message, read.writtenAt) : null;
+    const scheduled = scheduledAt(message, read.writtenAt);
+    const at = entry.lastError === '-' || entry.lastError === TOKENS.incomplete ? scheduled : null;
     if (at !== null && at > this.clock.wall()) {
       if (message.expiresAt !== undefined && at >= message.expiresAt) {
         this.outcomes.bounce(claimed, { ...entry, attempts: 0 }, 'scheduled after its expiresAt: it would expire before its first attempt', TOKENS.expired, this.clock.wall(), message.origin, undefined, message.url.href);
@@ -447,7 +448,7 @@ export class QueueManager {
     }
     const keep = this.keptBytes + read.size <= this.config.activeBytes;
     if (keep) this.keptBytes += read.size;
-    const dueSince = Math.min(wallNow, Math.max(read.writtenAt, scheduledAt(message, read.writtenAt) ?? 0));
+    const dueSince = Math.min(wallNow, Math.max(read.writtenAt, scheduled ?? 0));
     const job: Job = { claimed, destination, policy, dueSince, url: message.url.href, size: read.size, message: keep ? message : null, probe: false, round: 0 };
     destination.waiting.push(job);
     // Worth claiming: its destination can send it within a round or two.
