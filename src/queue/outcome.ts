@@ -3,7 +3,8 @@
  * (Postfix's qmgr_deliver.c and qmgr_defer.c). The classifier has chosen;
  * this carries it out, by the spool's moves:
  *
- *   delivered  unlink (spool/moves.ts): only after a confirmed 2xx
+ *   delivered  unlink (spool/moves.ts): only after a confirmed 2xx, off the
+ *              event loop
  *   deferred   into deferred/ with the next attempt in the name
  *   bounced    reason record (and notice) first, then into bounced/
  *   put back   into deferred/, its attempt unspent: the message was never
@@ -16,7 +17,7 @@
 import type { AttemptResult, Decision } from '../delivery/classify.js';
 import type { Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
-import { complete, moveToBounced, moveToDeferred, type BounceRecord } from '../spool/moves.js';
+import { moveToBounced, moveToDeferred, type BounceRecord } from '../spool/moves.js';
 import { describeErrorToken, destinationTag, formatEntry, TOKENS, type Entry } from '../spool/names.js';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
@@ -47,7 +48,9 @@ export interface SettleHost {
   config(): Config;
   observer(): DeliveryObserver | null;
   /** Runs a move; a failure is logged and the move retried later, the message left where it is. */
-  move(id: string, queue: 'delivered' | 'deferred' | 'bounced' | 'ordered', step: () => void): void;
+  move(id: string, queue: 'deferred' | 'bounced' | 'ordered', step: () => void): void;
+  /** Removes a delivered message's file, off the event loop; `then` once it is gone (or its removal stranded). */
+  remove(id: string, activePath: string, then: () => void): void;
   /** Look at deferred/ again no later than this wall time. */
   wakeAtWall(wall: number): void;
   /** A bounce is in bounced/ (and its notice in the outbox). */
@@ -72,11 +75,16 @@ export class Outcomes {
     const { log, lines } = this.host;
     switch (decision.outcome) {
       case 'delivered':
-        // The only place a message file is removed: after a confirmed 2xx.
-        this.host.move(entry.id, 'delivered', () => complete(claimed.path));
-        lines.done(entry.id);
-        this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, dueSince: job.dueSince, bytes: job.size });
-        log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
+        // The only place a message file is removed: after a confirmed 2xx. The
+        // key's next waits for the file to be gone, so that a crash before the
+        // unlink cannot bring this one back after a newer one was sent.
+        // Told once the file is gone, so that whoever reads "delivered" finds
+        // the message out of the queue.
+        this.host.remove(entry.id, claimed.path, () => {
+          lines.done(entry.id);
+          this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, dueSince: job.dueSince, bytes: job.size });
+          log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
+        });
         return;
       case 'deferred': {
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };

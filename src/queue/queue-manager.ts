@@ -36,7 +36,7 @@ import type { Config, DeliveryPolicy, DestinationSettings } from '../service/con
 import type { Logger } from '../service/log.js';
 import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
-import type { BounceRecord } from '../spool/moves.js';
+import { complete, completeAsync, type BounceRecord } from '../spool/moves.js';
 import { describeErrorToken, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
 import { readMessage, SETTLE_MS, type ReadResult } from '../spool/read.js';
 import { dropStagedTwin } from '../spool/staging.js';
@@ -92,6 +92,8 @@ export class QueueManager {
   private keptBytes = 0;
   private sending = 0;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Delivered messages whose unlink is under way (see remove). */
+  private readonly removing = new Set<Promise<void>>();
   /** Senders with requests in flight, by how many (an old one lingers after a reload until its last answer). */
   private readonly senders = new Map<Sender, number>();
   /** Moves that failed (disk full, permissions): retried on every tick; no claiming meanwhile. */
@@ -164,6 +166,7 @@ export class QueueManager {
       config: () => this.config,
       observer: () => this.observer,
       move: (id, queue, step) => this.move(id, queue, step),
+      remove: (id, activePath, then) => this.remove(id, activePath, then),
       wakeAtWall: (wall) => this.wakeup.atWall(wall),
       bounced: (record) => this.onBounced(record),
     });
@@ -629,6 +632,24 @@ export class QueueManager {
     if (change !== 'reopened') this.holdBack(d);
   }
 
+  /**
+   * A delivered message's file is removed through the thread pool, so that
+   * the unlink's wait for the disk holds up no other message. Until it is
+   * gone the file stays in active/, as it did between the answer and a
+   * synchronous unlink: a crash then means one more send, as before. A
+   * removal that fails is retried on each tick like any failed move.
+   */
+  private remove(id: string, activePath: string, then: () => void): void {
+    const p = completeAsync(activePath)
+      .then(
+        () => this.observer?.moved('active', null),
+        () => this.move(id, 'delivered', () => complete(activePath)),
+      )
+      .then(() => this.guard('delivered', then))
+      .finally(() => this.removing.delete(p));
+    this.removing.add(p);
+  }
+
   /** A failed move leaves the message where it is (still safe) and is retried on each tick. */
   private move(id: string, queue: 'delivered' | 'deferred' | 'bounced' | 'ordered', step: () => void): void {
     try {
@@ -720,6 +741,8 @@ export class QueueManager {
       await Promise.all([...this.senders.keys()].map((s) => s.close()));
       await Promise.allSettled([...this.inFlight]);
     }
+    // Settled and answered: their files must be gone before the daemon is.
+    await Promise.allSettled([...this.removing]);
     for (const [, retry] of this.stranded) {
       try {
         retry();

@@ -11,6 +11,7 @@
  * message id and queue; the message stays where it was.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
 import { SpoolError } from '../errors.js';
@@ -31,6 +32,20 @@ export class MoveError extends SpoolError {
 export function complete(activePath: string): void {
   try {
     fs.unlinkSync(activePath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * The same, through the thread pool. On a journalled disk an unlink of a
+ * file fsynced a moment ago waits for the journal commit that the producers'
+ * fsyncs keep forcing (0.4-0.8 ms here, against 14 us for an old file): on
+ * the event loop that wait held up every other message.
+ */
+export async function completeAsync(activePath: string): Promise<void> {
+  try {
+    await fsp.unlink(activePath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
