@@ -8,6 +8,10 @@
  *   due messages    are passed over by the tag in their name, unopened, while
  *                   their destination is dead (one goes as the probe once its
  *                   cool-off is over) or holds its share of the active set
+ *   a full set      still takes a fresh message for a destination holding
+ *                   less than its share, into a reserve beyond the limit, so
+ *                   that one destination's backlog (a slow receiver's, larger
+ *                   than the set) never holds up another's fresh messages
  *   slots           at most `concurrency` requests in flight, and at most a
  *                   destination's window to it; destinations with work take
  *                   turns (round robin), so a fresh message to one goes out
@@ -18,11 +22,24 @@ import { heldBy, type Destination } from './destinations.js';
 /** A destination takes at most this share of the active set through the due scan. */
 export const DUE_SHARE = 0.5;
 
+function shareOf(activeLimit: number): number {
+  return Math.max(1, Math.floor(activeLimit * DUE_SHARE));
+}
+
 export function dueVerdict(d: Destination | undefined, picked: number, activeLimit: number, now: number): 'claim' | 'pass' {
   if (!d) return 'claim';
   const c = d.circuit;
   if (c && c.state !== 'ok') return c.admits(now) && heldBy(d) + picked === 0 ? 'claim' : 'pass';
-  return heldBy(d) + picked >= Math.max(1, Math.floor(activeLimit * DUE_SHARE)) ? 'pass' : 'claim';
+  return heldBy(d) + picked >= shareOf(activeLimit) ? 'pass' : 'claim';
+}
+
+/**
+ * The active set is full and a message appeared in incoming/, for `d` (as
+ * read from its file; undefined when the daemon holds nothing for it):
+ * claimed into the reserve unless its destination already holds its share.
+ */
+export function strangerVerdict(d: Destination | undefined, activeLimit: number): 'claim' | 'leave' {
+  return d === undefined || heldBy(d) < shareOf(activeLimit) ? 'claim' : 'leave';
 }
 
 /** Whether a request to this destination may start now (its rate bucket aside). */

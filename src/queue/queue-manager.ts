@@ -37,10 +37,10 @@ import type { Logger } from '../service/log.js';
 import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
 import { complete, completeAsync, type BounceRecord } from '../spool/moves.js';
-import { describeErrorToken, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
+import { describeErrorToken, incomingName, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
 import { readMessage, SETTLE_MS, type ReadResult } from '../spool/read.js';
 import { dropStagedTwin } from '../spool/staging.js';
-import { dueVerdict, maySend, Rotation } from './admission.js';
+import { dueVerdict, maySend, Rotation, strangerVerdict } from './admission.js';
 import { monoAt, realClock, wallAt, type Clock } from './clock.js';
 import { DestinationTable, heldBy, type Destination } from './destinations.js';
 import { DueScan } from './due-scan.js';
@@ -235,13 +235,31 @@ export class QueueManager {
     const id = parseIncomingName(name);
     // Our own claim's rename shows up here too: the id is held by then.
     if (!id || this.stopping || this.held.has(id)) return;
-    // A named file is no blind read: claimed whenever the set has room.
-    if (this.held.size < this.activeLimit && !this.inTrouble()) {
+    // A named file is no blind read: claimed whenever the set has room, or
+    // into the reserve when the set is full of other destinations' messages.
+    if (!this.inTrouble() && (this.held.size < this.activeLimit || (this.held.size < this.activeLimit + this.config.concurrency && this.isStranger(id)))) {
       this.guard('claim', () => void this.claim(claimIncoming(this.spool, id, this.clock.wall(), this.owner), 'incoming'));
     } else {
       this.incoming.dirty = true;
       this.scheduleFill();
     }
+  }
+
+  /**
+   * Whether a message still in incoming/ is for a destination holding less
+   * than its share of the set (see admission.ts). Read, not claimed: only
+   * while the set is full. What cannot be read here is left to the claim,
+   * which bounces or retries it as usual.
+   */
+  private isStranger(id: string): boolean {
+    let read: ReadResult;
+    try {
+      read = readMessage(this.spool.path('incoming', incomingName(id)), this.config.maxSize, this.clock.wall());
+    } catch {
+      return false;
+    }
+    if (read.kind === 'gone') return false;
+    return read.kind !== 'message' || strangerVerdict(this.table.peek(read.message.origin), this.activeLimit) === 'claim';
   }
 
   /** A claim was made (or not): takes the message up. */

@@ -190,6 +190,32 @@ describe('retry timing', () => {
 });
 
 describe('concurrency', () => {
+  it('takes a fresh message for another destination when a slow one fills the active set', async () => {
+    let slowAnswered = 0;
+    const sink = await startSink((req, res) => {
+      if (req.url === '/fast') return void res.end('ok');
+      setTimeout(() => {
+        slowAnswered++;
+        res.end('ok');
+      }, 1500);
+    });
+    const slowOrigin = sink.url.replace('127.0.0.1', 'localhost');
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--active-limit', '20', '--concurrency', '4', '--per-destination', '2']);
+    try {
+      // A backlog twice the set's size, for a receiver taking 1.5 s per answer.
+      for (let i = 0; i < 40; i++) drop(spool, `slow-${i}`, { url: `${slowOrigin}/slow` });
+      await waitFor('the active set full of slow messages', () => filesIn(spool, 'active').length >= 20);
+      drop(spool, 'fresh', { url: `${sink.url}/fast` });
+      await waitFor('the fresh message delivered', () => daemon.events('delivered', 'fresh').length === 1, 10_000);
+      assert.equal(slowAnswered, 0, 'the fresh message went out before any slow one was answered');
+      assert.ok(filesIn(spool, 'active').length <= 20 + 4, 'the set went past its limit by at most the reserve (--concurrency)');
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
   it('caps requests per destination, so a slow endpoint leaves room for others', async () => {
     let slowInFlight = 0;
     let slowPeak = 0;
