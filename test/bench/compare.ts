@@ -501,10 +501,14 @@ function targets(rows: Row[]): string[] {
     line(`${rate} msgs/s: CPU per 1,000 ≤ RabbitMQ's, the daemon`, m(row, (r) => r.daemonPer1000) <= m(peer, (r) => r.cpuPer1000), `${f0(m(row, (r) => r.daemonPer1000))} vs ${f0(m(peer, (r) => r.cpuPer1000))} CPU-ms`);
     line(`${rate} msgs/s: CPU per 1,000 ≤ RabbitMQ's, the whole pipeline with enqueue()`, m(row, (r) => r.cpuPer1000) <= m(peer, (r) => r.cpuPer1000), `${f0(m(row, (r) => r.cpuPer1000))} vs ${f0(m(peer, (r) => r.cpuPer1000))} CPU-ms`);
   }
-  const rabbit500 = m(get(rabbit(' at 500 msgs/s')), (r) => r.p99);
-  for (const name of ['spoold at 500 msgs/s, disk', 'spoold at 500 msgs/s, tmpfs', 'spoold at 500 msgs/s, write-file-atomic producers into incoming/, disk']) {
-    const p99 = m(get(name), (r) => r.p99);
-    line(`p99 ≤ RabbitMQ's at 500 msgs/s and < 10 ms: ${name.replace('spoold at 500 msgs/s, ', '')}`, p99 <= rabbit500 && p99 < 10, `${p99.toFixed(1)} vs ${rabbit500.toFixed(1)} ms`);
+  // Whole run, and after its first second (a daemon started for the row
+  // meets its first messages cold; the brokers have run the rows before).
+  for (const [what, f] of [['', (r: Figures) => r.p99], [', after the first second', (r: Figures) => r.steadyP99]] as const) {
+    const rabbit500 = m(get(rabbit(' at 500 msgs/s')), f);
+    for (const name of ['spoold at 500 msgs/s, disk', 'spoold at 500 msgs/s, tmpfs', 'spoold at 500 msgs/s, write-file-atomic producers into incoming/, disk']) {
+      const p99 = m(get(name), f);
+      line(`p99${what} ≤ RabbitMQ's at 500 msgs/s and < 10 ms: ${name.replace('spoold at 500 msgs/s, ', '')}`, p99 <= rabbit500 && p99 < 10, `${p99.toFixed(1)} vs ${rabbit500.toFixed(1)} ms`);
+    }
   }
   const weak = get('spoold, weak receiver (503 above 4 in flight), --min-backoff 1s');
   const refused = weak ? Number(/\(([\d.]+)%\)/.exec(weak.runs[0]?.note ?? '')?.[1]) : NaN;
