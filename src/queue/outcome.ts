@@ -75,11 +75,11 @@ export class Outcomes {
     const { log, lines } = this.host;
     switch (decision.outcome) {
       case 'delivered':
-        // The only place a message file is removed: after a confirmed 2xx. The
-        // key's next waits for the file to be gone, so that a crash before the
-        // unlink cannot bring this one back after a newer one was sent.
-        // Told once the file is gone, so that whoever reads "delivered" finds
-        // the message out of the queue.
+        // The only place a message file is removed: after a confirmed 2xx.
+        // What follows waits for the file to be gone: the key's next, so that
+        // a crash before the unlink cannot bring this one back after a newer
+        // one was sent; and the "delivered" line, so that whoever reads it
+        // finds the message out of the queue.
         this.host.remove(entry.id, claimed.path, () => {
           lines.done(entry.id);
           this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, dueSince: job.dueSince, bytes: job.size });

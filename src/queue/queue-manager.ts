@@ -660,10 +660,16 @@ export class QueueManager {
   private remove(id: string, activePath: string, then: () => void): void {
     const p = completeAsync(activePath)
       .then(
-        () => this.observer?.moved('active', null),
-        () => this.move(id, 'delivered', () => complete(activePath)),
+        () => true,
+        () => false,
       )
-      .then(() => this.guard('delivered', then))
+      .then((gone) =>
+        this.guard('delivered', () => {
+          if (gone) this.observer?.moved('active', null);
+          else this.move(id, 'delivered', () => complete(activePath));
+          then();
+        }),
+      )
       .finally(() => this.removing.delete(p));
     this.removing.add(p);
   }
