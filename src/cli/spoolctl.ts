@@ -11,6 +11,7 @@ import {
   describe,
   Destinations,
   flush,
+  history,
   hold,
   LIST_ORDER,
   locate,
@@ -20,9 +21,12 @@ import {
   redactHeaders,
   release,
   remove,
+  replay,
   requeue,
+  selectForReplay,
   reportWalks,
   stats,
+  walkDeliveries,
   walkQueue,
   type ActionResult,
   type Located,
@@ -31,7 +35,7 @@ import { SpoolError } from '../errors.js';
 import { oneLineErrors } from './conventions.js';
 import { isQueue, QUEUES, type Queue } from '../spool/layout.js';
 import { progress, type Progress } from '../operate/progress.js';
-import { formatRelative } from '../units.js';
+import { formatRelative, parseDuration } from '../units.js';
 import { VERSION } from '../version.js';
 
 class UsageError extends Error {}
@@ -75,9 +79,49 @@ function parseQueue(value: string): Queue {
   return value;
 }
 
+/** `list` also shows delivered/, which is no queue: nothing acts on it as one. */
+function parseListedQueue(value: string): Queue | 'delivered' {
+  if (value !== 'delivered' && !isQueue(value)) throw new UsageError(`unknown queue ${JSON.stringify(value)}: one of ${QUEUES.join(', ')}, delivered`);
+  return value;
+}
+
 function parseLimit(value: string): number {
   if (!/^\d+$/.test(value)) throw new UsageError(`--limit takes a whole number, not ${JSON.stringify(value)}`);
   return Number(value);
+}
+
+/** `list --queue delivered`: the kept deliveries, newest hour first. */
+function listDelivered(spool: ReturnType<typeof openSpool>, limit: number, json: boolean): void {
+  const now = Date.now();
+  const rows: string[][] = [];
+  let shown = 0;
+  if (json) process.stdout.write('[');
+  for (const d of walkDeliveries(spool)) {
+    if (shown >= limit) break;
+    if (json) process.stdout.write((shown === 0 ? '' : ',\n') + JSON.stringify(d));
+    else {
+      let host = '-';
+      try {
+        if (d.url) host = new URL(d.url).host;
+      } catch {
+        /* shown as "-" */
+      }
+      rows.push([d.id, d.queue, String(d.attempts), host, d.deliveredAt === null ? '-' : formatRelative(d.deliveredAt - now), d.status === null ? '-' : `HTTP ${d.status}`]);
+    }
+    shown++;
+  }
+  if (json) process.stdout.write(']\n');
+  else if (shown === 0) out('no messages');
+  else out(table(rows, ['ID', 'QUEUE', 'ATTEMPTS', 'DESTINATION', 'DELIVERED', 'STATUS']));
+}
+
+/** A point in time: ISO 8601, epoch ms, or a duration meaning that long ago ("2h"). */
+function parseWhen(value: string): number {
+  if (/^\d{12,}$/.test(value)) return Number(value);
+  if (/^\d+(\.\d+)?\s*(ms|s|m|h|d)$/.test(value)) return Date.now() - parseDuration(value);
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new UsageError(`${JSON.stringify(value)} is not a time: ISO 8601 (2026-12-02T09:00:00Z), epoch ms, or a duration ago (2h)`);
+  return t;
 }
 
 function makeProgram(): Command {
@@ -91,13 +135,14 @@ function makeProgram(): Command {
     .command('list')
     .description('list messages: id, queue, attempts, next attempt, destination, age, last error')
     .addOption(spoolOption())
-    .option('--queue <queue>', `only this queue (${QUEUES.join(', ')})`, parseQueue)
+    .option('--queue <queue>', `only this queue (${QUEUES.join(', ')}; or delivered, the messages kept by --keep-delivered)`, parseListedQueue)
     .option('--limit <n>', 'at most n messages', parseLimit)
     .option('--json', 'a JSON array of { id, queue, attempts, nextAttemptAt, url, lastError, arrivedAt, scheduled }')
     .addHelpText('after', '\nRows come queue by queue (active, incoming, deferred by next attempt, hold, bounced)\nand print as they are found, so the first page of a large queue shows at once.\n\nExamples:\n  spoolctl list --queue deferred --limit 20\n  spoolctl list --json | jq \'.[] | select(.queue == "bounced") | .id\'')
-    .action((opts: { spool?: string; queue?: Queue; limit?: number; json?: boolean }) => {
+    .action((opts: { spool?: string; queue?: Queue | 'delivered'; limit?: number; json?: boolean }) => {
       const spool = openSpool(spoolDir(opts));
       const limit = opts.limit ?? Infinity;
+      if (opts.queue === 'delivered') return listDelivered(spool, limit, opts.json === true);
       const now = Date.now();
       const destinations = new Destinations();
       const page: string[][] = [];
@@ -113,7 +158,8 @@ function makeProgram(): Command {
       };
       if (opts.json) process.stdout.write('[');
       else page.push(header);
-      outer: for (const queue of opts.queue ? [opts.queue] : LIST_ORDER) {
+      const queues: readonly Queue[] = opts.queue ? [opts.queue] : LIST_ORDER;
+      outer: for (const queue of queues) {
         for (const m of walkQueue(spool, queue)) {
           if (shown >= limit) break outer;
           shown++;
@@ -180,6 +226,32 @@ function makeProgram(): Command {
     });
 
   program
+    .command('history')
+    .description('show where a message is and every attempt it had: when, status or error, time taken')
+    .argument('<id>', 'message id')
+    .addOption(spoolOption())
+    .option('--json', 'print { id, queue, attempts: [{ at, status | error, ms, excerpt? }] } (an array when the id is found more than once)')
+    .addHelpText('after', '\nAttempts are recorded while a message is in the spool (queued, held or bounced);\na delivered message keeps them for --keep-delivered.\n\nExamples:\n  spoolctl history order-42.paid\n  spoolctl history order-42.paid --json | jq \'.attempts[-1]\'')
+    .action((id: string, opts: { spool?: string; json?: boolean }) => {
+      const spool = openSpool(spoolDir(opts));
+      const found = history(spool, id);
+      if (found.length === 0) throw new NotFoundError(id);
+      if (opts.json) return out(JSON.stringify(found.length === 1 ? found[0] : found, null, 2));
+      out(
+        found
+          .map((h) =>
+            [
+              `id:        ${h.id}`,
+              `queue:     ${h.queue}`,
+              `attempts:  ${h.attempts.length === 0 ? 'none recorded' : h.attempts.length}`,
+              ...h.attempts.map((a) => `  ${new Date(a.at).toISOString()}  ${'status' in a ? `HTTP ${a.status}` : a.error}  ${a.ms} ms${'excerpt' in a && a.excerpt ? `  ${JSON.stringify(a.excerpt)}` : ''}`),
+            ].join('\n'),
+          )
+          .join('\n\n'),
+      );
+    });
+
+  program
     .command('flush')
     .description('make deferred messages due now (all, or the named ids); attempts are kept')
     .argument('[ids...]', 'message ids (default: every deferred message)')
@@ -208,6 +280,26 @@ function makeProgram(): Command {
       const spool = openSpool(spoolDir(opts));
       const queues: Queue[] = opts.queue ? [opts.queue] : opts.all ? ['bounced', 'deferred'] : ['bounced', 'deferred', 'hold'];
       reportAction('requeued', requeue(spool, opts.all ? 'all' : ids, queues), Boolean(opts.json));
+    });
+
+  program
+    .command('replay')
+    .description('send delivered (kept) or bounced messages again: a new attempt series under the same id')
+    .argument('[ids...]', 'message ids')
+    .addOption(spoolOption())
+    .option('--destination <host>', 'instead of ids: the messages to this host, host:port or origin')
+    .option('--since <time>', 'with --destination: delivered or bounced at or after this (ISO 8601, epoch ms, or 2h for two hours ago)', parseWhen)
+    .option('--until <time>', 'with --destination: and before this (default: now)', parseWhen)
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nA kept delivery is copied back into incoming/, its record left in delivered/; a bounced\nmessage is requeued. An id still queued is refused.\n\nExamples:\n  spoolctl replay order-42.paid\n  spoolctl replay --destination hooks.partner.example --since 2026-12-02T09:00:00Z --until 2026-12-02T10:00:00Z')
+    .action(async (ids: string[], opts: { spool?: string; destination?: string; since?: number; until?: number; json?: boolean }) => {
+      if (opts.destination !== undefined && ids.length > 0) throw new UsageError('give ids or --destination, not both');
+      if (opts.destination === undefined && ids.length === 0) throw new UsageError('give at least one id, or --destination with --since');
+      if (opts.destination !== undefined && opts.since === undefined) throw new UsageError('--destination needs --since');
+      if (opts.destination === undefined && (opts.since !== undefined || opts.until !== undefined)) throw new UsageError('--since and --until go with --destination');
+      const spool = openSpool(spoolDir(opts));
+      const wanted = opts.destination !== undefined ? selectForReplay(spool, { destination: opts.destination, since: opts.since!, until: opts.until ?? Date.now() + 1 }) : ids;
+      reportAction('replayed', await replay(spool, wanted), Boolean(opts.json));
     });
 
   program

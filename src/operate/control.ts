@@ -9,7 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { moveIfPresent } from '../spool/claim.js';
 import { Spool, streamDir, type Queue } from '../spool/layout.js';
-import { moveToIncoming } from '../spool/staging.js';
+import { moveToIncoming, publish, stage } from '../spool/staging.js';
+import { SpoolError } from '../errors.js';
+import { dropAttemptsSync, findDelivered, readAttempts, readAttemptsFile, walkDelivered, type AttemptRecord } from '../spool/history.js';
 import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, TOKENS, type Entry } from '../spool/names.js';
 
 export interface Located {
@@ -154,6 +156,117 @@ export function describe(m: Located, message: Record<string, unknown> | null): L
   };
 }
 
+/** What `spoolctl history` prints: where a message is (or was kept), and its attempts. */
+export interface History {
+  id: string;
+  queue: Queue | 'delivered';
+  attempts: AttemptRecord[];
+}
+
+/**
+ * Every copy of an id: queued or bounced ones first (their attempts so far,
+ * from attempts/), then the deliveries kept in delivered/, newest first.
+ */
+export function history(spool: Spool, id: string): History[] {
+  const found: History[] = locate(spool, id).map((m) => ({ id, queue: m.queue, attempts: readAttempts(spool, id) }));
+  for (const d of findDelivered(spool, id)) found.push({ id, queue: 'delivered', attempts: readAttemptsFile(d.attemptsPath) });
+  return found;
+}
+
+/** A kept delivery as `spoolctl list --queue delivered` shows it. */
+export interface ListedDelivery {
+  id: string;
+  queue: 'delivered';
+  attempts: number;
+  /** Epoch ms of the 2xx. */
+  deliveredAt: number | null;
+  url: string | null;
+  status: number | null;
+}
+
+export function* walkDeliveries(spool: Spool): Generator<ListedDelivery> {
+  for (const d of walkDelivered(spool)) {
+    const attempts = readAttemptsFile(d.attemptsPath);
+    const last = attempts.at(-1);
+    const url = readMessageFile(d.path)?.url;
+    yield { id: d.id, queue: 'delivered', attempts: attempts.length, deliveredAt: last?.at ?? null, url: typeof url === 'string' ? url : null, status: last && 'status' in last ? last.status : null };
+  }
+}
+
+/** What `spoolctl replay --destination` selects: kept deliveries and bounces of one destination, in a time range. */
+export interface ReplaySelection {
+  /** A host, host:port or origin, as in the message's URL. */
+  destination: string;
+  /** Epoch ms: delivered or bounced at or after this. */
+  since: number;
+  until: number;
+}
+
+function ofDestination(url: unknown, destination: string): boolean {
+  if (typeof url !== 'string') return false;
+  try {
+    const u = new URL(url);
+    return destination === u.host || destination === u.hostname || destination === u.origin;
+  } catch {
+    return false;
+  }
+}
+
+/** The ids a selection names: kept deliveries by the time of their 2xx, bounces by theirs. */
+export function selectForReplay(spool: Spool, sel: ReplaySelection): string[] {
+  const ids = new Set<string>();
+  for (const d of walkDeliveries(spool)) {
+    if (d.deliveredAt !== null && d.deliveredAt >= sel.since && d.deliveredAt < sel.until && ofDestination(d.url, sel.destination)) ids.add(d.id);
+  }
+  for (const m of walkQueue(spool, 'bounced')) {
+    const at = m.entry?.time ?? 0;
+    if (at >= sel.since && at < sel.until && ofDestination(readMessageFile(m.path)?.url, sel.destination)) ids.add(m.id);
+  }
+  return [...ids];
+}
+
+/**
+ * Sends delivered (kept) or bounced messages again, for a fresh delivery: a
+ * new attempt series under the same id (so the same Idempotency-Key: a
+ * receiver that drops repeats sees it once). A kept delivery is copied into
+ * incoming/ (staged and fsynced in tmp/, then linked in, never over a
+ * message there), so its record and attempts stay in delivered/ as they
+ * were, and the new delivery, kept too, sits beside it as <id>@2. A bounced
+ * one is requeued (its attempts go on in attempts/). Refused for an id that
+ * is still queued: it has not finished.
+ */
+export async function replay(spool: Spool, ids: readonly string[]): Promise<ActionResult> {
+  const r = result();
+  for (const id of ids) {
+    const queued = locate(spool, id, LIST_ORDER.filter((q) => q !== 'bounced'));
+    if (queued.length > 0) {
+      r.refused.push({ id, reason: `still queued in ${queued[0]!.queue}/: it has not finished` });
+      continue;
+    }
+    if (locate(spool, id, ['bounced']).length > 0) {
+      const back = requeue(spool, [id], ['bounced']);
+      r.done.push(...back.done);
+      r.refused.push(...back.refused);
+      continue;
+    }
+    const kept = findDelivered(spool, id)[0];
+    if (!kept) {
+      r.missing.push(id);
+      continue;
+    }
+    const staged = await stage(spool, id, fs.readFileSync(kept.path));
+    try {
+      publish(spool, staged, id);
+      r.done.push(id);
+    } catch (err) {
+      fs.rmSync(staged, { force: true });
+      if (!(err instanceof SpoolError) || err.code !== 'SPOOL_ERR_EXISTS') throw err;
+      r.refused.push({ id, reason: 'a message with this id arrived in incoming/ meanwhile' });
+    }
+  }
+  return r;
+}
+
 export interface ActionResult {
   done: string[];
   /** Ids not found in the queues the action applies to. */
@@ -282,6 +395,8 @@ export function remove(spool: Spool, targets: readonly Located[]): ActionResult 
       if (!fs.existsSync(m.path) && !isLink(m.path)) throw Object.assign(new Error('gone'), { code: 'ENOENT' });
       fs.rmSync(m.path, { recursive: true });
       dropSideRecord(spool, m);
+      // Its history goes with it.
+      dropAttemptsSync(spool, m.id);
       r.done.push(m.id);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

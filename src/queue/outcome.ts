@@ -24,6 +24,7 @@ import type { Logger } from '../service/log.js';
 import { announces, writeNotice } from '../service/notices.js';
 import type { Job } from './job.js';
 import type { KeyLines } from './ordering.js';
+import { attemptRecord, recordAttempt, type AttemptRecord } from '../spool/history.js';
 
 /**
  * Told what happens, for metrics: every move between queues the daemon makes,
@@ -49,8 +50,12 @@ export interface SettleHost {
   observer(): DeliveryObserver | null;
   /** Runs a move; a failure is logged and the move retried later, the message left where it is. */
   move(id: string, queue: 'deferred' | 'bounced' | 'ordered', step: () => void): void;
-  /** Removes a delivered message's file, off the event loop; `then` once it is gone (or its removal stranded). */
-  remove(id: string, activePath: string, then: () => void): void;
+  /**
+   * Removes a delivered message's file, off the event loop (kept in
+   * delivered/ first, with its attempts, under --keep-delivered); `then`
+   * once it is gone (or its removal stranded).
+   */
+  remove(id: string, activePath: string, final: AttemptRecord, retried: boolean, then: () => void): void;
   /** Look at deferred/ again no later than this wall time. */
   wakeAtWall(wall: number): void;
   /** A bounce is in bounced/ (and its notice in the outbox). */
@@ -80,13 +85,14 @@ export class Outcomes {
         // a crash before the unlink cannot bring this one back after a newer
         // one was sent; and the "delivered" line, so that whoever reads it
         // finds the message out of the queue.
-        this.host.remove(entry.id, claimed.path, () => {
+        this.host.remove(entry.id, claimed.path, attemptRecord(result, now), entry.attempts > 1, () => {
           lines.done(entry.id);
           this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, dueSince: job.dueSince, bytes: job.size });
           log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
         });
         return;
       case 'deferred': {
+        this.record(entry.id, result, now);
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
         lines.follow(entry.id, this.host.spool.deferredPath(next.time, formatEntry(next)));
         this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, next));
@@ -96,8 +102,18 @@ export class Outcomes {
         return;
       }
       case 'bounced':
+        this.record(entry.id, result, now);
         this.bounce(claimed, { ...entry, time: now, lastError: decision.lastError }, decision.reason, decision.lastError, now, origin, result.elapsed, job.url);
         return;
+    }
+  }
+
+  /** An attempt's line in the message's history: a side path, so its failure is logged, never fatal. */
+  private record(id: string, result: AttemptResult, now: number): void {
+    try {
+      recordAttempt(this.host.spool, id, attemptRecord(result, now));
+    } catch (err) {
+      this.host.log.warn({ event: 'history-failed', id, queue: 'active', error: (err as NodeJS.ErrnoException).code ?? String(err) }, `message ${id}: its attempt could not be recorded`);
     }
   }
 

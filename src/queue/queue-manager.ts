@@ -37,6 +37,7 @@ import type { Logger } from '../service/log.js';
 import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
 import { complete, completeAsync, type BounceRecord } from '../spool/moves.js';
+import { dropAttempts, keepDelivered, type AttemptRecord } from '../spool/history.js';
 import { describeErrorToken, incomingName, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
 import { readMessage, SETTLE_MS, type ReadResult } from '../spool/read.js';
 import { dropStagedTwin } from '../spool/staging.js';
@@ -166,7 +167,7 @@ export class QueueManager {
       config: () => this.config,
       observer: () => this.observer,
       move: (id, queue, step) => this.move(id, queue, step),
-      remove: (id, activePath, then) => this.remove(id, activePath, then),
+      remove: (id, activePath, final, retried, then) => this.remove(id, activePath, final, retried, then),
       wakeAtWall: (wall) => this.wakeup.atWall(wall),
       bounced: (record) => this.onBounced(record),
     });
@@ -657,8 +658,9 @@ export class QueueManager {
    * synchronous unlink: a crash then means one more send, as before. A
    * removal that fails is retried on each tick like any failed move.
    */
-  private remove(id: string, activePath: string, then: () => void): void {
-    const p = completeAsync(activePath)
+  private remove(id: string, activePath: string, final: AttemptRecord, retried: boolean, then: () => void): void {
+    const p = this.keepOrForget(id, activePath, final, retried)
+      .then(() => completeAsync(activePath))
       .then(
         () => true,
         () => false,
@@ -672,6 +674,16 @@ export class QueueManager {
       )
       .finally(() => this.removing.delete(p));
     this.removing.add(p);
+  }
+
+  /** Its history: kept with it in delivered/ (--keep-delivered), or gone with it. A side path: never stops the removal. */
+  private async keepOrForget(id: string, activePath: string, final: AttemptRecord, retried: boolean): Promise<void> {
+    try {
+      if (this.config.keepDelivered > 0) await keepDelivered(this.spool, activePath, id, final);
+      else if (retried) await dropAttempts(this.spool, id);
+    } catch (err) {
+      this.log.warn({ event: 'history-failed', id, queue: 'active', error: (err as NodeJS.ErrnoException).code ?? String(err) }, `message ${id}: delivered, but its record could not be kept`);
+    }
   }
 
   /** A failed move leaves the message where it is (still safe) and is retried on each tick. */

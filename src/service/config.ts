@@ -24,6 +24,8 @@ export interface DeliveryPolicy {
 
 export interface Config extends DeliveryPolicy {
   spool: string;
+  /** How long delivered messages and their attempts are kept in delivered/ (0: not kept). */
+  keepDelivered: number;
   /** Requests in flight at once, all destinations together. */
   concurrency: number;
   /** Requests in flight at once to one origin (scheme://host:port), at most: the window adapts below it. */
@@ -112,6 +114,10 @@ export const DEFAULTS = {
   maxBackoff: 3_600_000,
   maxAttempts: 100,
   maxAge: 5 * 86_400_000,
+  // Off: kept, every message costs a file and its disk space for as long as
+  // it is kept (500 msgs/s for a day is 43 million files); the journal keeps
+  // a "delivered" line per message anyway. Turn it on for what you must answer for.
+  keepDelivered: 0,
   timeout: 30_000,
   maxSize: 1024 * 1024,
   scanInterval: 2_000,
@@ -164,6 +170,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'timeout', flag: 'timeout', env: 'SPOOLD_TIMEOUT', kind: 'duration', min: 100, max: 3_600_000, help: 'whole-request timeout: connect (at most 10 s of it), headers and body' },
   { key: 'maxSize', flag: 'max-size', env: 'SPOOLD_MAX_SIZE', kind: 'size', min: 2, max: 1024 ** 3, help: 'largest message file accepted (bytes, or 512k, 1MiB); larger ones bounce unread' },
   { key: 'scanInterval', flag: 'scan-interval', env: 'SPOOLD_SCAN_INTERVAL', kind: 'duration', min: 10, max: 3_600_000, help: 'safety-net rescan of incoming/ for missed file events, and the longest a message made due by spoolctl flush or release waits' },
+  { key: 'keepDelivered', flag: 'keep-delivered', env: 'SPOOLD_KEEP_DELIVERED', kind: 'duration', min: 0, max: 3650 * 86_400_000, help: 'keep each delivered message and its attempts in delivered/ this long (spoolctl history, replay); 0: not kept' },
   { key: 'shutdownGrace', flag: 'shutdown-grace', env: 'SPOOLD_SHUTDOWN_GRACE', kind: 'duration', min: 0, max: 3_600_000, help: 'time in-flight requests get to finish on SIGTERM; then they are cut and deferred' },
   { key: 'allowDestinations', flag: 'allow-destinations', env: 'SPOOLD_ALLOW_DESTINATIONS', kind: 'list', min: 0, max: 0, help: 'only these hosts, comma-separated: example.com, *.example.com, https://example.com:8443; others bounce' },
   { key: 'denyDestinations', flag: 'deny-destinations', env: 'SPOOLD_DENY_DESTINATIONS', kind: 'list', min: 0, max: 0, help: 'never these hosts (same patterns); deny wins over allow' },
@@ -198,7 +205,7 @@ export function defaultText(s: Setting): string {
 
 /** Settings a SIGHUP can change; the rest need a restart. */
 export const RELOADABLE: readonly (keyof Config)[] = [
-  'concurrency', 'perDestination', 'activeLimit', 'activeBytes', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace',
+  'concurrency', 'perDestination', 'activeLimit', 'activeBytes', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'keepDelivered', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace',
   'allowDestinations', 'denyDestinations', 'blockPrivate', 'logLevel',
   'signingSecret', 'signingSecretFile', 'destinationSettings', 'signingKeys', 'bounceHook', 'bounceCommand', 'deadAfter', 'deadCoolOff', 'deadMaxCoolOff',
 ];

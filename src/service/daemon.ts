@@ -23,6 +23,7 @@ import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from '../
 import { Sender } from '../delivery/send.js';
 import { ClockSteps } from '../spool/clock-steps.js';
 import { sweepTmp, writeRecord } from '../spool/staging.js';
+import { pruneDelivered } from '../spool/history.js';
 import { watchIncoming, type IncomingWatch } from '../spool/watch.js';
 
 /**
@@ -92,6 +93,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   }
   const heartbeat = leases && setInterval(() => beat(spool, leases, manager, log), leases.interval);
   const sweeper = setInterval(() => sweep(spool, log), SWEEP_INTERVAL_MS).unref();
+  const pruner = setInterval(() => void prune(spool, config.keepDelivered, log), PRUNE_INTERVAL_MS).unref();
 
   let stopping: Promise<number> | null = null;
   const stop = (signal: string): Promise<number> => {
@@ -110,6 +112,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
       steps.save();
       state.write(true);
       clearInterval(sweeper);
+      clearInterval(pruner);
       lock?.release();
       leases?.release();
       log.info({ event: 'stopped' }, 'stopped');
@@ -266,6 +269,23 @@ function sweep(spool: Spool, log: Logger): void {
     if (r.removed + r.twins > 0) log.info({ event: 'tmp-swept', removed: r.removed, twins: r.twins }, `removed ${r.removed + r.twins} file(s) left in tmp/ by writers that stopped`);
   } catch (err) {
     log.warn({ event: 'sweep-failed', error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not clean tmp/; trying again later');
+  }
+}
+
+/** How often delivered/ is pruned of the hours older than --keep-delivered. */
+const PRUNE_INTERVAL_MS = 60_000;
+
+/**
+ * A side path, like sweep. Off (--keep-delivered 0), delivered/ is left as it
+ * is: a restart without the option must not erase what was kept.
+ */
+async function prune(spool: Spool, keepMs: number, log: Logger): Promise<void> {
+  if (keepMs <= 0) return;
+  try {
+    const hours = await pruneDelivered(spool, keepMs, Date.now());
+    if (hours > 0) log.info({ event: 'delivered-pruned', hours }, `removed ${hours} hour(s) of delivered messages older than --keep-delivered`);
+  } catch (err) {
+    log.warn({ event: 'prune-failed', error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not prune delivered/; trying again later');
   }
 }
 

@@ -26,7 +26,7 @@ export const EVENTS = {
   scheduled: { level: 'info', group: 'messages', meaning: 'a message with "deliverAt" or "delay" waits in deferred/ until `deliverAt`, attempts unspent' },
   recovered: { level: 'warn', group: 'messages', meaning: 'a message in flight when the last daemon stopped (or claimed by a dead peer): delivered again' },
   attempt: { level: 'debug', group: 'messages', meaning: 'a request starts (`probe` when it tests a dead destination)' },
-  delivered: { level: 'info', group: 'messages', meaning: 'answered 2xx: the message has left the spool' },
+  delivered: { level: 'info', group: 'messages', meaning: 'answered 2xx: the message has left the queue (kept in delivered/ under `--keep-delivered`)' },
   deferred: { level: 'info', group: 'messages', meaning: 'a transient failure: `reason`, `delayMs` and `nextAttemptAt`' },
   bounced: { level: 'warn', group: 'messages', meaning: 'set aside in bounced/ with its `reason`' },
   'put-back': { level: 'info', group: 'messages', meaning: 'claimed but not sent (its destination is dead or paused, or the daemon is stopping): back to deferred/, attempts unspent' },
@@ -51,6 +51,9 @@ export const EVENTS = {
   'unknown-file': { level: 'warn', group: 'spool', meaning: 'a name in active/ that is not a message: left alone' },
   'tmp-swept': { level: 'info', group: 'spool', meaning: 'files left in tmp/ by writers that stopped were removed' },
   'orphans-removed': { level: 'info', group: 'spool', meaning: 'reason records whose message had left bounced/ were removed' },
+  'delivered-pruned': { level: 'info', group: 'spool', meaning: 'hours of delivered/ older than `--keep-delivered` were removed' },
+  'prune-failed': { level: 'warn', group: 'side paths', meaning: 'delivered/ could not be pruned: tried again in a minute' },
+  'history-failed': { level: 'warn', group: 'side paths', meaning: 'an attempt could not be recorded in attempts/, or a delivered message kept in delivered/: delivery goes on' },
   'sweep-failed': { level: 'warn', group: 'spool', meaning: 'tmp/ or bounced/ could not be cleaned: tried again later' },
   'state-write-failed': { level: 'warn', group: 'spool', meaning: 'destinations.json could not be written (spoolctl stats shows older state)' },
 

@@ -303,10 +303,14 @@ async function runSpooldDrain(base: string, shared = 0, extra: string[] = []): P
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, ...daemons.map((d) => rssOf(d.child.pid!)))), 50);
   const s = await sink.until((x) => x.unique >= N);
+  // Kept deliveries are written after the answer: count their cost too.
+  const keeping = extra.includes('--keep-delivered');
+  while (keeping && fs.readdirSync(path.join(spool, 'active')).length > 0) await new Promise((r) => setTimeout(r, 20));
   const cpu = daemons.reduce((sum, d) => sum + cpuMsOf(d.child.pid!), 0);
   clearInterval(sampler);
   const putBacks = daemons.reduce((sum, d) => sum + d.putBacks(), 0);
   await Promise.all(daemons.map((d) => stopProcess(d.child)));
+  const kept = keeping ? Number(execFileSync('du', ['-sk', path.join(spool, 'delivered')], { encoding: 'utf8' }).split('\t')[0]) : 0;
   sink.stop();
   fs.rmSync(spool, { recursive: true, force: true });
   const duplicates = s.received - s.unique;
@@ -316,7 +320,7 @@ async function runSpooldDrain(base: string, shared = 0, extra: string[] = []): P
     daemonPer1000: (cpu / N) * 1000,
     putBacks,
     rssMb: peak / 1024 / 1024,
-    note: `start-up included${shared > 0 ? `; RSS per daemon; sent twice: ${duplicates}` : ''}`,
+    note: `start-up included${shared > 0 ? `; RSS per daemon; sent twice: ${duplicates}` : ''}${keeping ? `; delivered/ on disk: ${(kept / N).toFixed(1)} KiB per message` : ''}`,
   };
 }
 
@@ -540,6 +544,10 @@ async function main(): Promise<void> {
     if (want('e2e')) rows.push(await repeat(`spoold end to end, spool on ${label}`, () => runSpooldEndToEnd(dir)));
     if (want('batch')) rows.push(await repeat(`spoold end to end with enqueueMany(100), ${label}`, () => runSpooldEndToEnd(dir, { batch: 100 })));
     if (want('drain')) rows.push(await repeat(`spoold drain (${count} waiting at start), ${label}`, () => runSpooldDrain(dir)));
+    if (want('keep') && label === 'disk') {
+      rows.push(await repeat(`spoold drain, --keep-delivered 1d, ${label}`, () => runSpooldDrain(dir, 0, ['--keep-delivered', '1d'])));
+      rows.push(await repeat(`spoold end to end, --keep-delivered 1d, ${label}`, () => runSpooldEndToEnd(dir, { extra: ['--keep-delivered', '1d'] })));
+    }
     if (label === 'tmpfs' && want('perdest')) {
       for (const n of ['16', '64']) {
         rows.push(await repeat(`spoold drain, --per-destination ${n}, ${label}`, () => runSpooldDrain(dir, 0, ['--per-destination', n])));
