@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   SPOOL_ERR_MOVE: 'a move between queues failed; the message stays where it was',
   SPOOL_ERR_CONFIG: 'a setting is not valid',
   SPOOL_ERR_METRICS: 'the metrics address cannot be served',
+  SPOOL_ERR_BAD_PATTERN: 'not a destination pattern: a host, *.domain or an origin',
 } as const;
 
 export type SpoolErrorCode = keyof typeof ERROR_CODES;

@@ -32,6 +32,7 @@ import {
   type Located,
 } from '../operate/control.js';
 import { SpoolError } from '../errors.js';
+import { pause, resume } from '../spool/pauses.js';
 import { oneLineErrors } from './conventions.js';
 import { isQueue, QUEUES, type Queue } from '../spool/layout.js';
 import { progress, type Progress } from '../operate/progress.js';
@@ -39,7 +40,7 @@ import { formatRelative, parseDuration } from '../units.js';
 import { VERSION } from '../version.js';
 
 class UsageError extends Error {}
-const USAGE_CODES = new Set(['SPOOL_ERR_BAD_MESSAGE', 'SPOOL_ERR_BAD_ID', 'SPOOL_ERR_NOT_A_SPOOL', 'SPOOL_ERR_CONFIG']);
+const USAGE_CODES = new Set(['SPOOL_ERR_BAD_MESSAGE', 'SPOOL_ERR_BAD_ID', 'SPOOL_ERR_NOT_A_SPOOL', 'SPOOL_ERR_CONFIG', 'SPOOL_ERR_BAD_PATTERN']);
 class NotFoundError extends Error {
   constructor(id: string) {
     super(`${id}: not found`);
@@ -303,6 +304,33 @@ function makeProgram(): Command {
     });
 
   program
+    .command('pause')
+    .description('send nothing to a destination until it is resumed; its messages wait, attempts and age unspent')
+    .argument('<destination>', 'a host (api.example.com), *.domain, or an origin (https://api.example.com:8443), as in the config\'s "match"')
+    .addOption(spoolOption())
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nThe pause is a file in the spool (paused/): it survives restarts, and the daemon\nsees it within a second. Fresh messages to it are accepted and wait.\n\nExamples:\n  spoolctl pause hooks.partner.example\n  spoolctl resume hooks.partner.example')
+    .action((destination: string, opts: { spool?: string; json?: boolean }) => {
+      const r = pause(openSpool(spoolDir(opts)), destination);
+      if (opts.json) out(JSON.stringify({ destination, result: r }));
+      else out(r === 'paused' ? `paused: ${destination}` : `${destination}: already paused`);
+    });
+
+  program
+    .command('resume')
+    .description('send to a paused destination again; its messages go in their turn')
+    .argument('<destination>', 'the pattern given to pause')
+    .addOption(spoolOption())
+    .option('--json', 'print the result as JSON')
+    .action((destination: string, opts: { spool?: string; json?: boolean }) => {
+      const r = resume(openSpool(spoolDir(opts)), destination);
+      if (opts.json) out(JSON.stringify({ destination, result: r }));
+      else if (r === 'resumed') out(`resumed: ${destination}`);
+      else process.stderr.write(`spoolctl: ${destination}: not paused\n`);
+      if (r !== 'resumed') process.exitCode = 1;
+    });
+
+  program
     .command('hold')
     .description('set messages aside in hold/, where the daemon never touches them (attempts kept)')
     .argument('<ids...>', 'message ids (from incoming, deferred or ordered)')
@@ -395,6 +423,7 @@ function makeProgram(): Command {
           ? 'destinations: none in use'
           : `destinations${st.dead.length > 0 ? ` (${st.dead.length} held back)` : ''}:\n${table(dests, ['DESTINATION', 'STATE', 'WINDOW', 'IN FLIGHT', 'WAITING', 'FAILURES', 'UNTIL', 'LAST ERROR'])}`,
       );
+      if (st.paused.length > 0) lines.push('', `paused (spoolctl resume to send again):\n${table(st.paused.map((p) => [p.pattern, `${new Date(p.since).toISOString()} (${formatRelative(p.since - Date.now())})`]), ['PATTERN', 'SINCE'])}`);
       out(lines.join('\n'));
     });
 

@@ -11,6 +11,7 @@ import { moveIfPresent } from '../spool/claim.js';
 import { Spool, streamDir, type Queue } from '../spool/layout.js';
 import { moveToIncoming, publish, stage } from '../spool/staging.js';
 import { SpoolError } from '../errors.js';
+import { readPauses } from '../spool/pauses.js';
 import { dropAttemptsSync, findDelivered, readAttempts, readAttemptsFile, walkDelivered, type AttemptRecord } from '../spool/history.js';
 import { bucketOf, describeErrorToken, parseActiveName, parseLineName, formatEntry, incomingName, parseBucketName, parseEntry, parseIncomingName, reasonName, TOKENS, type Entry } from '../spool/names.js';
 
@@ -489,6 +490,8 @@ export interface Stats {
   destinations: DestinationState[];
   /** Those it holds back (dead, or being probed); every other one is ok. */
   dead: DestinationState[];
+  /** Destination patterns paused by an operator (spoolctl pause), with since when (epoch ms). */
+  paused: { pattern: string; since: number }[];
 }
 
 /** What the running daemon last wrote about its destinations (see service/daemon.ts); none when it wrote nothing. */
@@ -522,7 +525,10 @@ export function stats(spool: Spool, now: number = Date.now()): Stats {
     }
   }
   const held = destinationStates(spool);
-  return { counts, shapes, destinations: held, dead: held.filter((d) => d.state !== 'ok') };
+  const paused = readPauses(spool)
+    .filter((p) => p.until === null)
+    .map(({ pattern, since }) => ({ pattern, since }));
+  return { counts, shapes, destinations: held, dead: held.filter((d) => d.state === 'dead' || d.state === 'probing'), paused };
 }
 
 /** Header names whose values are credentials: hidden unless asked for. */

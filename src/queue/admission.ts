@@ -6,8 +6,8 @@
  *                   a slot to their destination is free; at most activeLimit
  *                   of them, so memory stays bounded whatever the backlog
  *   due messages    are passed over by the tag in their name, unopened, while
- *                   their destination is dead (one goes as the probe once its
- *                   cool-off is over) or holds its share of the active set
+ *                   their destination is paused, dead (one goes as the probe
+ *                   once its cool-off is over) or holds its share of the set
  *   a full set      still takes a fresh message for a destination holding
  *                   less than its share, into a reserve beyond the limit, so
  *                   that one destination's backlog (a slow receiver's, larger
@@ -28,6 +28,7 @@ function shareOf(activeLimit: number): number {
 
 export function dueVerdict(d: Destination | undefined, picked: number, activeLimit: number, now: number): 'claim' | 'pass' {
   if (!d) return 'claim';
+  if (d.paused) return 'pass';
   const c = d.circuit;
   if (c && c.state !== 'ok') return c.admits(now) && heldBy(d) + picked === 0 ? 'claim' : 'pass';
   return heldBy(d) + picked >= shareOf(activeLimit) ? 'pass' : 'claim';
@@ -44,7 +45,7 @@ export function strangerVerdict(d: Destination | undefined, activeLimit: number)
 
 /** Whether a request to this destination may start now (its rate bucket aside). */
 export function maySend(d: Destination, now: number): boolean {
-  if (d.waiting.length === 0 || d.sending >= d.window.value) return false;
+  if (d.paused || d.waiting.length === 0 || d.sending >= d.window.value) return false;
   return d.circuit === null || d.circuit.admits(now);
 }
 

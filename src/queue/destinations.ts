@@ -43,6 +43,8 @@ export interface Destination {
   idleSince: number | null;
   /** The last failed attempt's error token, for reports. */
   lastError: string | null;
+  /** An operator paused it (spool/pauses.ts): nothing is sent; its record is kept meanwhile. */
+  paused: boolean;
 }
 
 export interface TablePolicy {
@@ -94,6 +96,7 @@ export class DestinationTable {
         bucket: settings?.rps ? new TokenBucket(settings.rps, this.now()) : null,
         idleSince: null,
         lastError: null,
+        paused: false,
       };
       this.byOrigin.set(origin, d);
       this.byTag.set(d.tag, d);
@@ -136,7 +139,8 @@ export class DestinationTable {
   }
 
   private disposable(d: Destination, now: number): boolean {
-    if (d.idleSince === null || now - d.idleSince < IDLE_MS) return false;
+    // A paused one is kept: the due scan passes its messages over by its tag.
+    if (d.paused || d.idleSince === null || now - d.idleSince < IDLE_MS) return false;
     // A dead destination is kept while it holds messages back: until IDLE_MS
     // after its cool-off ended with no message claimed as its probe (none is
     // due for it, then: they were delivered elsewhere, deleted, or expired).

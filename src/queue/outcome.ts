@@ -40,7 +40,7 @@ export interface DeliveryObserver {
 }
 
 /** Why a claimed message went back unsent: a closed set. */
-export type PutBackReason = 'destination-dead' | 'stopping' | 'read-failed' | 'not-settled';
+export type PutBackReason = 'destination-dead' | 'destination-paused' | 'stopping' | 'read-failed' | 'not-settled';
 
 export interface SettleHost {
   readonly spool: Spool;

@@ -28,6 +28,7 @@
  * timer and cool-off runs on the monotonic clock (see clock.ts), so a wall
  * clock stepped back delays only the retries written before the step.
  */
+import fs from 'node:fs';
 import { classify, signalOf, type AttemptResult } from '../delivery/classify.js';
 import { matches, refusal } from '../delivery/guard.js';
 import { scheduledAt, type Message } from '../delivery/message.js';
@@ -38,6 +39,7 @@ import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
 import { complete, completeAsync, type BounceRecord } from '../spool/moves.js';
 import { dropAttempts, keepDelivered, type AttemptRecord } from '../spool/history.js';
+import { isPaused, pausedFor, readPauses, type Pause } from '../spool/pauses.js';
 import { describeErrorToken, incomingName, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
 import { readMessage, SETTLE_MS, type ReadResult } from '../spool/read.js';
 import { dropStagedTwin } from '../spool/staging.js';
@@ -57,6 +59,8 @@ export type { DeliveryObserver } from './outcome.js';
 const HOST_TROUBLE_DELAY_MS = 1000;
 /** A wall-clock jump larger than this, against the monotonic clock, is a step. */
 const CLOCK_STEP_MS = 2000;
+/** How often paused/ is looked at for pauses and resumes (a stat; read when it changed). */
+const PAUSE_CHECK_MS = 1000;
 /** Claims per turn of the event loop: a large backlog is taken in slices, so requests keep flowing meanwhile. */
 const CLAIM_BATCH = 256;
 /** Reading ahead that found nothing that could go out waits this long at first, doubling up to READ_AHEAD_MAX_MS. */
@@ -66,7 +70,7 @@ const READ_AHEAD_MAX_MS = 1000;
 /** One destination as reported (spoolctl stats, the status page, metrics). */
 export interface DestinationReport {
   origin: string;
-  state: 'ok' | 'dead' | 'probing';
+  state: 'ok' | 'dead' | 'probing' | 'paused';
   /** Requests that may be in flight now, and at most. */
   window: number;
   limit: number;
@@ -109,6 +113,10 @@ export class QueueManager {
   /** Claims for a destination that could send them soon, counted to tell whether reading ahead finds any. */
   private usefulClaims = 0;
   private stopping = false;
+  /** Pauses in force and over (spool/pauses.ts), as last read; when paused/ last changed, and was looked at. */
+  private pauses: Pause[] = [];
+  private pausesChanged = -1;
+  private pausesCheckedAt = -Infinity;
   private lastClock: { wall: number; mono: number };
   private lastDispose: number;
 
@@ -228,7 +236,56 @@ export class QueueManager {
   }
 
   start(): void {
+    this.refreshPauses(true);
     this.fill();
+  }
+
+  /**
+   * Pauses take effect, and resumes, within a second or a tick: paused/ is
+   * stat'ed, and read only when it changed. A side path: an unreadable
+   * folder keeps the pauses last read.
+   */
+  private refreshPauses(force = false): void {
+    const now = this.clock.mono();
+    if (!force && now - this.pausesCheckedAt < PAUSE_CHECK_MS) return;
+    this.pausesCheckedAt = now;
+    try {
+      let changed: number;
+      try {
+        changed = fs.statSync(this.spool.dir('paused')).mtimeMs;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        changed = 0;
+      }
+      if (changed === this.pausesChanged) return;
+      this.pauses = readPauses(this.spool);
+      this.pausesChanged = changed;
+    } catch (err) {
+      this.log.error({ event: 'spool-error', step: 'pauses', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not read paused/; the pauses last read stay in force');
+      return;
+    }
+    for (const d of this.table.values()) this.applyPause(d);
+  }
+
+  /** Whether the pauses cover this destination now; a change is carried out (messages put back, or made due again). */
+  private applyPause(d: Destination): void {
+    const paused = this.pauses.length > 0 && isPaused(this.pauses, new URL(d.origin));
+    if (paused === d.paused) return;
+    d.paused = paused;
+    if (paused) {
+      this.log.warn({ event: 'destination-paused', destination: d.origin }, `${d.origin} is paused: nothing is sent to it until it is resumed`);
+      this.putBackWaiting(d, this.clock.wall(), 'destination-paused');
+    } else {
+      this.log.info({ event: 'destination-resumed', destination: d.origin }, `${d.origin} is resumed: sending again`);
+      this.table.touched(d, this.clock.mono());
+      this.dueChanged();
+    }
+    this.onDestinationsChanged();
+  }
+
+  /** When a message's age (--max-age) counts from: its arrival, corrected for clock steps, later by the time its destination was paused. */
+  private ageFrom(arrival: number, url: URL, now: number): number {
+    return this.arrivalOf(arrival) + (this.pauses.length > 0 ? pausedFor(this.pauses, url, arrival, now) : 0);
   }
 
   /** A name appeared in incoming/ (a hint from the watcher). */
@@ -402,6 +459,7 @@ export class QueueManager {
 
   private tick(): void {
     this.checkClock();
+    this.refreshPauses();
     if (this.stranded.size > 0) {
       for (const [key, retry] of this.stranded) {
         try {
@@ -449,9 +507,16 @@ export class QueueManager {
     }
     if (message.orderingKey !== undefined && !this.admitOrdered(claimed, message.orderingKey, read.writtenAt)) return;
     const destination = this.table.get(message.origin);
+    this.applyPause(destination);
+    if (destination.paused) {
+      // Back unsent, its attempt unspent, tagged so that the due scan passes it over.
+      entry.destination = destination.tag;
+      this.outcomes.putBack(claimed, this.clock.wall(), 'destination-paused');
+      return this.release(entry.id);
+    }
     const policy = this.policyFor(destination.settings, message);
     const wallNow = this.clock.wall();
-    const expiry = Math.min(this.arrivalOf(entry.arrival) + policy.maxAge, message.expiresAt ?? Infinity);
+    const expiry = Math.min(this.ageFrom(entry.arrival, message.url, wallNow) + policy.maxAge, message.expiresAt ?? Infinity);
     if (wallNow >= expiry) {
       const made = entry.attempts - 1;
       const last = describeErrorToken(entry.lastError);
@@ -538,13 +603,17 @@ export class QueueManager {
 
   /** A dead destination's waiting messages go back to deferred/ until its cool-off ends, attempts unspent. */
   private holdBack(d: Destination): void {
-    const until = wallAt(this.clock, d.circuit!.deadUntil);
+    this.putBackWaiting(d, wallAt(this.clock, d.circuit!.deadUntil), 'destination-dead');
+    this.wakeup.at(d.circuit!.deadUntil);
+  }
+
+  private putBackWaiting(d: Destination, at: number, reason: 'destination-dead' | 'destination-paused'): void {
     for (const job of d.waiting.splice(0)) {
-      this.outcomes.putBack(job.claimed, until, 'destination-dead');
+      job.claimed.entry.destination = d.tag;
+      this.outcomes.putBack(job.claimed, at, reason);
       this.finish(job);
     }
     this.rotation.remove(d);
-    this.wakeup.at(d.circuit!.deadUntil);
   }
 
   /** Starts requests while there are slots: destinations take turns. */
@@ -603,7 +672,9 @@ export class QueueManager {
       else this.senders.set(sender, left);
     }
     const wallNow = this.clock.wall();
-    const decision = classify(result, { attempts: entry.attempts, arrival: this.arrivalOf(entry.arrival), now: wallNow, policy, expiresAt: job.message?.expiresAt ?? message?.expiresAt });
+    const sent = job.message ?? message;
+    const arrival = sent ? this.ageFrom(entry.arrival, sent.url, wallNow) : this.arrivalOf(entry.arrival);
+    const decision = classify(result, { attempts: entry.attempts, arrival, now: wallNow, policy, expiresAt: sent?.expiresAt });
     this.answered(job, result);
     this.outcomes.settle(job, result, decision, wallNow);
     this.sending--;
@@ -722,7 +793,7 @@ export class QueueManager {
       const c = d.circuit;
       return {
         origin: d.origin,
-        state: c?.state ?? 'ok',
+        state: d.paused ? 'paused' : (c?.state ?? 'ok'),
         window: d.window.value,
         limit: d.window.limit,
         inFlight: d.sending,
@@ -739,7 +810,7 @@ export class QueueManager {
   /** Dead destinations, for `spoolctl stats`, the status page and metrics. */
   deadDestinations(): { origin: string; state: string; failures: number; until: string }[] {
     return this.destinations()
-      .filter((d) => d.state !== 'ok')
+      .filter((d) => d.state === 'dead' || d.state === 'probing')
       .map((d) => ({ origin: d.origin, state: d.state, failures: d.failures, until: d.until! }));
   }
 

@@ -37,6 +37,8 @@ export const EVENTS = {
 
   'destination-dead': { level: 'warn', group: 'destinations', meaning: 'a destination failed `--dead-after` times in a row: its messages wait until `deadUntil`' },
   'destination-still-dead': { level: 'warn', group: 'destinations', meaning: 'its probe failed too: the cool-off doubles' },
+  'destination-paused': { level: 'warn', group: 'destinations', meaning: 'an operator paused it (`spoolctl pause`): nothing is sent to it; its messages wait, attempts and age unspent' },
+  'destination-resumed': { level: 'info', group: 'destinations', meaning: 'its pause is over (`spoolctl resume`): its messages go in their turn' },
   'destination-reopened': { level: 'info', group: 'destinations', meaning: 'its probe succeeded: sending again' },
 
   'config-reloaded': { level: 'info', group: 'configuration', meaning: 'SIGHUP: the settings that changed (names, never values)' },

@@ -14,6 +14,7 @@
  *   attempts/  the attempt history of messages still in the spool (history.ts)
  *   delivered/ delivered messages kept for --keep-delivered, in hour buckets
  *              (history.ts); not a queue: the daemon never claims from it
+ *   paused/    one file per paused destination pattern (pauses.ts)
  *
  * Every state change is a rename between these folders, which is atomic only
  * within one file system: start-up refuses a spool whose folders straddle two.
@@ -27,7 +28,7 @@ export const QUEUES = ['incoming', 'active', 'deferred', 'hold', 'bounced', 'ord
 /** The queues every spool has had from the start (ordered/ came later and is made at the next daemon start). */
 const CORE_QUEUES: readonly Queue[] = ['incoming', 'active', 'deferred', 'hold', 'bounced'];
 export type Queue = (typeof QUEUES)[number];
-export const FOLDERS = [...QUEUES, 'tmp', 'leases', 'notices', 'attempts', 'delivered'] as const;
+export const FOLDERS = [...QUEUES, 'tmp', 'leases', 'notices', 'attempts', 'delivered', 'paused'] as const;
 export type Folder = (typeof FOLDERS)[number];
 
 export function isQueue(name: string): name is Queue {

@@ -1,0 +1,132 @@
+/**
+ * Paused destinations (`spoolctl pause` / `resume`; Postfix's
+ * defer_transports, Convoy's paused endpoints). One file per pause, so that
+ * two operators pausing at once never lose one, and a pause survives
+ * restarts:
+ *
+ *   paused/<tag>.json                 { pattern, since }: in force
+ *   paused/<tag>.<until>.over.json    { pattern, since, until }: over; kept so
+ *                                     that the time a message spent paused is
+ *                                     not counted in its age
+ *
+ * A pattern is what the config's "match" takes: a host, *.domain, or an
+ * origin. While one matches, nothing is sent to the destination and its
+ * messages wait in their queues, attempts and age unspent.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { matches } from '../delivery/guard.js';
+import { SpoolError } from '../errors.js';
+import type { Spool } from './layout.js';
+
+export interface Pause {
+  pattern: string;
+  since: number;
+  /** When it ended; null while in force. */
+  until: number | null;
+}
+
+/** A pattern as stored and compared: trimmed, lower case; throws SPOOL_ERR_BAD_PATTERN when it is not one. */
+export function normalizePattern(raw: string): string {
+  const p = raw.trim().toLowerCase();
+  const bad = () => new SpoolError(`${JSON.stringify(raw)} is not a destination: give a host (api.example.com), *.domain or an origin (https://api.example.com:8443)`, 'SPOOL_ERR_BAD_PATTERN');
+  if (p === '' || /\s/.test(p)) throw bad();
+  if (p.includes('://')) {
+    try {
+      return new URL(p).origin;
+    } catch {
+      throw bad();
+    }
+  }
+  if (!/^(\*\.)?[a-z0-9.:[\]_-]+$/.test(p)) throw bad();
+  return p;
+}
+
+function tagOf(pattern: string): string {
+  return createHash('sha256').update(pattern).digest('hex').slice(0, 16);
+}
+
+function activePath(spool: Spool, pattern: string): string {
+  return spool.path('paused', `${tagOf(pattern)}.json`);
+}
+
+/** Every pause, in force or over; a file that cannot be read is skipped. */
+export function readPauses(spool: Spool): Pause[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(spool.dir('paused'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: Pause[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      const p = JSON.parse(fs.readFileSync(path.join(spool.dir('paused'), name), 'utf8')) as Pause;
+      if (typeof p.pattern === 'string' && typeof p.since === 'number') out.push({ pattern: p.pattern, since: p.since, until: typeof p.until === 'number' ? p.until : null });
+    } catch {
+      /* half-written by a killed spoolctl, or not ours */
+    }
+  }
+  return out;
+}
+
+/** Writes a record whole in tmp/, then links it in: never over another. False when the name is taken. */
+function place(spool: Spool, target: string, record: Pause): boolean {
+  const staged = spool.path('tmp', `.pause.${process.pid}.${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(staged, JSON.stringify(record) + '\n', { mode: 0o600 });
+  try {
+    fs.linkSync(staged, target);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    fs.rmSync(staged, { force: true });
+  }
+}
+
+export function pause(spool: Spool, raw: string, now: number = Date.now()): 'paused' | 'already' {
+  const pattern = normalizePattern(raw);
+  fs.mkdirSync(spool.dir('paused'), { recursive: true, mode: 0o700 });
+  return place(spool, activePath(spool, pattern), { pattern, since: now, until: null }) ? 'paused' : 'already';
+}
+
+/** Ends a pause: its record of what it covered is written before the pause itself goes. */
+export function resume(spool: Spool, raw: string, now: number = Date.now()): 'resumed' | 'not-paused' {
+  const pattern = normalizePattern(raw);
+  const file = activePath(spool, pattern);
+  let since: number;
+  try {
+    since = (JSON.parse(fs.readFileSync(file, 'utf8')) as Pause).since;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'not-paused';
+    since = now;
+  }
+  place(spool, spool.path('paused', `${tagOf(pattern)}.${now}.over.json`), { pattern, since, until: now });
+  try {
+    fs.unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'not-paused';
+    throw err;
+  }
+  return 'resumed';
+}
+
+export function isPaused(pauses: readonly Pause[], url: URL): boolean {
+  return pauses.some((p) => p.until === null && matches(url, p.pattern));
+}
+
+/** How long, within [from, to], a destination was paused (overlapping pauses counted once each). */
+export function pausedFor(pauses: readonly Pause[], url: URL, from: number, to: number): number {
+  let total = 0;
+  for (const p of pauses) {
+    if (!matches(url, p.pattern)) continue;
+    const start = Math.max(from, p.since);
+    const end = Math.min(to, p.until ?? to);
+    if (end > start) total += end - start;
+  }
+  return total;
+}
