@@ -291,16 +291,20 @@ function makeProgram(): Command {
     .option('--destination <host>', 'instead of ids: the messages to this host, host:port or origin')
     .option('--since <time>', 'with --destination: delivered or bounced at or after this (ISO 8601, epoch ms, or 2h for two hours ago)', parseWhen)
     .option('--until <time>', 'with --destination: and before this (default: now)', parseWhen)
+    .option('--new-id', 'give each a new id (so a new Idempotency-Key and webhook-id, for receivers that drop repeats); default: the same id')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nA kept delivery is copied back into incoming/, its record left in delivered/; a bounced\nmessage is requeued. An id still queued is refused.\n\nExamples:\n  spoolctl replay order-42.paid\n  spoolctl replay --destination hooks.partner.example --since 2026-12-02T09:00:00Z --until 2026-12-02T10:00:00Z')
-    .action(async (ids: string[], opts: { spool?: string; destination?: string; since?: number; until?: number; json?: boolean }) => {
+    .action(async (ids: string[], opts: { spool?: string; destination?: string; since?: number; until?: number; newId?: boolean; json?: boolean }) => {
       if (opts.destination !== undefined && ids.length > 0) throw new UsageError('give ids or --destination, not both');
       if (opts.destination === undefined && ids.length === 0) throw new UsageError('give at least one id, or --destination with --since');
       if (opts.destination !== undefined && opts.since === undefined) throw new UsageError('--destination needs --since');
       if (opts.destination === undefined && (opts.since !== undefined || opts.until !== undefined)) throw new UsageError('--since and --until go with --destination');
       const spool = openSpool(spoolDir(opts));
       const wanted = opts.destination !== undefined ? selectForReplay(spool, { destination: opts.destination, since: opts.since!, until: opts.until ?? Date.now() + 1 }) : ids;
-      reportAction('replayed', await replay(spool, wanted), Boolean(opts.json));
+      const newMessageId = opts.newId ? (await import('../producer/enqueue.js')).newMessageId : null;
+      const r = await replay(spool, wanted, newMessageId && (() => newMessageId()));
+      if (!opts.json) for (const [from, to] of Object.entries(r.renamed)) out(`${from} -> ${to}`);
+      reportAction('replayed', r, Boolean(opts.json));
     });
 
   program

@@ -236,36 +236,47 @@ export function selectForReplay(spool: Spool, sel: ReplaySelection): string[] {
  * one is requeued (its attempts go on in attempts/). Refused for an id that
  * is still queued: it has not finished.
  */
-export async function replay(spool: Spool, ids: readonly string[]): Promise<ActionResult> {
-  const r = result();
+export async function replay(spool: Spool, ids: readonly string[], newId: (() => string) | null = null): Promise<ReplayResult> {
+  const r: ReplayResult = { ...result(), renamed: {} };
   for (const id of ids) {
     const queued = locate(spool, id, LIST_ORDER.filter((q) => q !== 'bounced'));
     if (queued.length > 0) {
       r.refused.push({ id, reason: `still queued in ${queued[0]!.queue}/: it has not finished` });
       continue;
     }
-    if (locate(spool, id, ['bounced']).length > 0) {
+    const bounced = locate(spool, id, ['bounced'])[0];
+    if (bounced && newId === null) {
       const back = requeue(spool, [id], ['bounced']);
       r.done.push(...back.done);
       r.refused.push(...back.refused);
       continue;
     }
-    const kept = findDelivered(spool, id)[0];
-    if (!kept) {
+    const source = bounced?.path ?? findDelivered(spool, id)[0]?.path;
+    if (!source) {
       r.missing.push(id);
       continue;
     }
-    const staged = await stage(spool, id, fs.readFileSync(kept.path));
+    const as = newId?.() ?? id;
+    const staged = await stage(spool, as, fs.readFileSync(source));
     try {
-      publish(spool, staged, id);
-      r.done.push(id);
+      publish(spool, staged, as);
     } catch (err) {
       fs.rmSync(staged, { force: true });
       if (!(err instanceof SpoolError) || err.code !== 'SPOOL_ERR_EXISTS') throw err;
       r.refused.push({ id, reason: 'a message with this id arrived in incoming/ meanwhile' });
+      continue;
     }
+    // Its copy is in incoming/ (fsynced): the bounced original goes, so that it is not sent twice by a later requeue.
+    if (bounced) remove(spool, [bounced]);
+    r.done.push(id);
+    if (as !== id) r.renamed[id] = as;
   }
   return r;
+}
+
+export interface ReplayResult extends ActionResult {
+  /** With --new-id: the id each replayed message was given. */
+  renamed: Record<string, string>;
 }
 
 export interface ActionResult {

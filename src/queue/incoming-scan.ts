@@ -44,6 +44,7 @@ export class IncomingScan {
   readStartedAt = -Infinity;
   private quietSince: number | null = null;
   private pass: DirectoryPass | null = null;
+  private strangers: DirectoryPass | null = null;
 
   constructor(
     private readonly spool: Spool,
@@ -99,6 +100,34 @@ export class IncomingScan {
     return claimed;
   }
 
+  /**
+   * While the active set is full: looks at up to `examine` names, carried
+   * from call to call, and claims those `take` accepts (see admission.ts:
+   * fresh messages for other destinations, whose file events were missed).
+   * A pass of its own: it says nothing of backlogs or of reads reaching
+   * their end, since it leaves names unclaimed on purpose.
+   */
+  findStrangers(examine: number, take: (id: string) => boolean): number {
+    let claimed = 0;
+    const pass = (this.strangers ??= new DirectoryPass(this.spool.dir('incoming'), this.clock.mono()));
+    try {
+      for (let i = 0; i < examine; i++) {
+        const d = pass.read();
+        if (d === null) {
+          this.strangers = null;
+          break;
+        }
+        const id = parseIncomingName(d.name);
+        if (id && !this.host.isHeld(id) && take(id) && this.host.claim(id)) claimed++;
+      }
+    } catch (err) {
+      pass.close();
+      this.strangers = null;
+      throw err;
+    }
+    return claimed;
+  }
+
   /** When the next scan is due (monotonic ms), file events or not. */
   nextScanAt(scanInterval: number): number {
     return this.backlog ? this.clock.mono() + BUSY_RESCAN_MS : Math.max(this.lastScan + scanInterval, this.clock.mono());
@@ -107,5 +136,7 @@ export class IncomingScan {
   close(): void {
     this.pass?.close();
     this.pass = null;
+    this.strangers?.close();
+    this.strangers = null;
   }
 }

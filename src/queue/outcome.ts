@@ -21,7 +21,8 @@ import { moveToBounced, moveToDeferred, type BounceRecord } from '../spool/moves
 import { describeErrorToken, destinationTag, formatEntry, TOKENS, type Entry } from '../spool/names.js';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
-import { announces, writeNotice } from '../service/notices.js';
+import { announces, notifies, writeMessageNotice, writeNotice } from '../service/notices.js';
+import { markDelayed } from '../spool/history.js';
 import type { Job } from './job.js';
 import type { KeyLines } from './ordering.js';
 import { attemptRecord, recordAttempt, type AttemptRecord } from '../spool/history.js';
@@ -55,11 +56,13 @@ export interface SettleHost {
    * delivered/ first, with its attempts, under --keep-delivered); `then`
    * once it is gone (or its removal stranded).
    */
-  remove(id: string, activePath: string, final: AttemptRecord, retried: boolean, then: () => void): void;
+  remove(job: Job, final: AttemptRecord, then: () => void): void;
   /** Look at deferred/ again no later than this wall time. */
   wakeAtWall(wall: number): void;
   /** A bounce is in bounced/ (and its notice in the outbox). */
   bounced(record: BounceRecord): void;
+  /** A notice is in the outbox. */
+  noticed(): void;
 }
 
 export class Outcomes {
@@ -85,7 +88,7 @@ export class Outcomes {
         // a crash before the unlink cannot bring this one back after a newer
         // one was sent; and the "delivered" line, so that whoever reads it
         // finds the message out of the queue.
-        this.host.remove(entry.id, claimed.path, attemptRecord(result, now), entry.attempts > 1, () => {
+        this.host.remove(job, attemptRecord(result, now), () => {
           lines.done(entry.id);
           this.host.observer()?.outcome('delivered', origin, { ms: result.elapsed, attempts: entry.attempts, dueSince: job.dueSince, bytes: job.size });
           log.info({ event: 'delivered', queue: 'active', ...base }, 'delivered');
@@ -97,6 +100,7 @@ export class Outcomes {
         lines.follow(entry.id, this.host.spool.deferredPath(next.time, formatEntry(next)));
         this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, next));
         this.host.observer()?.outcome('deferred', origin, { ms: result.elapsed });
+        this.warnDelayed(job, next, now);
         this.host.wakeAtWall(decision.nextAttempt);
         log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
         return;
@@ -105,6 +109,24 @@ export class Outcomes {
         this.record(entry.id, result, now);
         this.bounce(claimed, { ...entry, time: now, lastError: decision.lastError }, decision.reason, decision.lastError, now, origin, result.elapsed, job.url);
         return;
+    }
+  }
+
+  /**
+   * One delayed notice per message, at the first attempt after it has waited
+   * --delay-warning (as Postfix checks delay_warning_time at its attempts).
+   * Written before the move into deferred/; a side path: a failure is logged.
+   */
+  private warnDelayed(job: Job, next: Entry, now: number): void {
+    const config = this.host.config();
+    const { id, arrival, attempts } = next;
+    if (now - arrival < config.delayWarning || !notifies({ url: config.bounceHook, command: config.bounceCommand }, config.notify, 'delayed', id)) return;
+    try {
+      if (!markDelayed(this.host.spool, id)) return;
+      writeMessageNotice(this.host.spool, 'delayed', { id, url: job.url, attempts, arrival: new Date(arrival).toISOString(), at: new Date(now).toISOString(), lastError: describeErrorToken(next.lastError), nextAttemptAt: new Date(next.time).toISOString() });
+      this.host.noticed();
+    } catch (err) {
+      this.host.log.warn({ event: 'history-failed', id, queue: 'active', error: (err as NodeJS.ErrnoException).code ?? String(err) }, `message ${id}: its delayed notice could not be written`);
     }
   }
 

@@ -38,7 +38,8 @@ import type { Logger } from '../service/log.js';
 import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
 import { complete, completeAsync, type BounceRecord } from '../spool/moves.js';
-import { dropAttempts, keepDelivered, type AttemptRecord } from '../spool/history.js';
+import { clearDelayed, dropAttempts, keepDelivered, type AttemptRecord } from '../spool/history.js';
+import { notifies, writeMessageNotice } from '../service/notices.js';
 import { isPaused, pausedFor, readPauses, type Pause } from '../spool/pauses.js';
 import { describeErrorToken, incomingName, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
 import { readMessage, SETTLE_MS, type ReadResult } from '../spool/read.js';
@@ -66,6 +67,8 @@ const CLAIM_BATCH = 256;
 /** Reading ahead that found nothing that could go out waits this long at first, doubling up to READ_AHEAD_MAX_MS. */
 const READ_AHEAD_MIN_MS = 50;
 const READ_AHEAD_MAX_MS = 1000;
+/** While the set is full, incoming/ is looked through for other destinations' messages at most this often, a slice at a time. */
+const STRANGER_PASS_MS = 1000;
 
 /** One destination as reported (spoolctl stats, the status page, metrics). */
 export interface DestinationReport {
@@ -112,6 +115,8 @@ export class QueueManager {
   private readAheadPause = 0;
   /** Claims for a destination that could send them soon, counted to tell whether reading ahead finds any. */
   private usefulClaims = 0;
+  /** The next look for strangers may be made from this time (monotonic; see fill). */
+  private strangersAt = -Infinity;
   private stopping = false;
   /** Pauses in force and over (spool/pauses.ts), as last read; when paused/ last changed, and was looked at. */
   private pauses: Pause[] = [];
@@ -124,6 +129,8 @@ export class QueueManager {
   observer: DeliveryObserver | null = null;
   /** Told of every bounce once it is in bounced/ (its notice, if any, is in the outbox). */
   onBounced: (record: BounceRecord) => void = () => undefined;
+  /** Told when a delivered, delayed or recovered notice is in the outbox. */
+  onNotice: () => void = () => undefined;
   /** Told when a destination dies or reopens (spoolctl stats should hear of it soon). */
   onDestinationsChanged: () => void = () => undefined;
   /** Told of a wall-clock step: how far, and the wall time just before it. */
@@ -175,9 +182,10 @@ export class QueueManager {
       config: () => this.config,
       observer: () => this.observer,
       move: (id, queue, step) => this.move(id, queue, step),
-      remove: (id, activePath, final, retried, then) => this.remove(id, activePath, final, retried, then),
+      remove: (job, final, then) => this.remove(job, final, then),
       wakeAtWall: (wall) => this.wakeup.atWall(wall),
       bounced: (record) => this.onBounced(record),
+      noticed: () => this.onNotice(),
     });
   }
 
@@ -382,6 +390,13 @@ export class QueueManager {
     if (room > claimed && this.due.ready()) claimed += this.fillFromDeferred(this.incoming.dirty ? Math.ceil(room / 2) : room);
     if (room > claimed && this.incoming.dirty) this.guard('incoming scan', () => (claimed += this.incoming.fill(room - claimed)));
     if (room > claimed && this.due.ready()) claimed += this.fillFromDeferred(room - claimed);
+    // Full: a fresh message for another destination whose file event was
+    // missed (a watch starting, an overflow) must not wait behind the backlog.
+    if (this.held.size >= this.activeLimit && this.incoming.dirty && this.clock.mono() >= this.strangersAt) {
+      this.strangersAt = this.clock.mono() + STRANGER_PASS_MS;
+      const reserve = this.activeLimit + this.config.concurrency;
+      this.guard('incoming scan', () => (claimed += this.incoming.findStrangers(CLAIM_BATCH, (id) => this.held.size < reserve && this.isStranger(id))));
+    }
     if (claimed > needed) {
       // Read ahead: on at once if it found messages that can go out, else after a pause that doubles.
       this.readAheadPause = this.usefulClaims > 0 ? 0 : Math.min(READ_AHEAD_MAX_MS, Math.max(READ_AHEAD_MIN_MS, this.readAheadPause * 2));
@@ -431,6 +446,7 @@ export class QueueManager {
     if (now < this.troubleUntil) return this.wakeup.at(this.troubleUntil);
     // Nothing may be claimed now: room, not time, is what claiming waits for
     // (release() fills again), or the pause of reading ahead.
+    if (this.held.size >= this.activeLimit && this.incoming.dirty) this.wakeup.at(Math.max(now, this.strangersAt));
     if (this.needed === 0 && (this.held.size >= this.activeLimit || this.sending >= this.config.concurrency)) return this.wakeup.at(now + this.config.scanInterval);
     if (this.needed === 0 && (this.incoming.dirty || this.due.dirty)) this.wakeup.at(this.readAheadAt);
     this.wakeup.at(this.incoming.nextScanAt(this.config.scanInterval));
@@ -729,8 +745,12 @@ export class QueueManager {
    * synchronous unlink: a crash then means one more send, as before. A
    * removal that fails is retried on each tick like any failed move.
    */
-  private remove(id: string, activePath: string, final: AttemptRecord, retried: boolean, then: () => void): void {
+  private remove(job: Job, final: AttemptRecord, then: () => void): void {
+    const { id } = job.claimed.entry;
+    const activePath = job.claimed.path;
+    const retried = job.claimed.entry.attempts > 1;
     const p = this.keepOrForget(id, activePath, final, retried)
+      .then(() => this.announceDelivery(job, final, retried))
       .then(() => completeAsync(activePath))
       .then(
         () => true,
@@ -745,6 +765,31 @@ export class QueueManager {
       )
       .finally(() => this.removing.delete(p));
     this.removing.add(p);
+  }
+
+  /**
+   * Delivered and recovered notices (--notify), into the outbox before the
+   * file leaves active/: a kill in between sends the message again and the
+   * notice at least once. A side path.
+   */
+  private announceDelivery(job: Job, final: AttemptRecord, retried: boolean): void {
+    const { entry } = job.claimed;
+    const config = this.config;
+    const channels = { url: config.bounceHook, command: config.bounceCommand };
+    try {
+      const recovered = retried && clearDelayed(this.spool, entry.id);
+      const record = { id: entry.id, url: job.url, attempts: entry.attempts, arrival: new Date(entry.arrival).toISOString(), at: new Date(final.at).toISOString(), latencyMs: Math.max(0, final.at - job.dueSince) };
+      let wrote = false;
+      for (const type of ['delivered', 'recovered'] as const) {
+        if ((type === 'delivered' || recovered) && notifies(channels, config.notify, type, entry.id)) {
+          writeMessageNotice(this.spool, type, record);
+          wrote = true;
+        }
+      }
+      if (wrote) this.onNotice();
+    } catch (err) {
+      this.log.warn({ event: 'history-failed', id: entry.id, queue: 'active', error: (err as NodeJS.ErrnoException).code ?? String(err) }, `message ${entry.id}: delivered, but its notice could not be written`);
+    }
   }
 
   /** Its history: kept with it in delivered/ (--keep-delivered), or gone with it. A side path: never stops the removal. */

@@ -70,6 +70,10 @@ export interface Config extends DeliveryPolicy {
   bounceHook: string;
   /** Command run with /bin/sh -c per bounced message, the notice on its standard input; empty: none. */
   bounceCommand: string;
+  /** Notices besides bounces, through the same channels: delivered, delayed, recovered. */
+  notify: string[];
+  /** A message waiting this long without success gets one delayed notice (with notify delayed). */
+  delayWarning: number;
   /** Standard Webhooks secrets (`whsec_…`, space-separated to rotate); empty: requests are not signed. */
   signingSecret: string;
   /** A file holding the signing secrets (read at start and on SIGHUP); wins over signingSecret. */
@@ -138,6 +142,9 @@ export const DEFAULTS = {
   deadMaxCoolOff: 600_000,
   bounceHook: '',
   bounceCommand: '',
+  notify: [] as string[],
+  // Postfix's delay_warning_time, as commonly set: long enough that a notice means trouble.
+  delayWarning: 4 * 3_600_000,
   signingSecret: '',
   signingSecretFile: '',
   destinationSettings: [] as DestinationSettings[],
@@ -186,6 +193,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'deadCoolOff', flag: 'dead-cool-off', env: 'SPOOLD_DEAD_COOL_OFF', kind: 'duration', min: 10, max: 86_400_000, help: 'how long a dead destination is left alone before one probe; doubles while it stays dead' },
   { key: 'deadMaxCoolOff', flag: 'dead-max-cool-off', env: 'SPOOLD_DEAD_MAX_COOL_OFF', kind: 'duration', min: 10, max: 7 * 86_400_000, help: 'cap on the doubling cool-off' },
   { key: 'bounceHook', flag: 'bounce-hook', env: 'SPOOLD_BOUNCE_HOOK', kind: 'url', min: 0, max: 0, help: 'URL receiving a JSON notice per bounced message, delivered through this spool' },
+  { key: 'notify', flag: 'notify', env: 'SPOOLD_NOTIFY', kind: 'list', min: 0, max: 0, help: 'notices besides bounces, comma-separated, through --bounce-hook and --bounce-command: delivered, delayed (once, after --delay-warning), recovered (delivered after a delayed notice)' },
+  { key: 'delayWarning', flag: 'delay-warning', env: 'SPOOLD_DELAY_WARNING', kind: 'duration', min: 1000, max: 3650 * 86_400_000, help: 'with --notify delayed: a message still not delivered after this long gets one delayed notice, at its next attempt' },
   { key: 'bounceCommand', flag: 'bounce-command', env: 'SPOOLD_BOUNCE_COMMAND', kind: 'command', min: 0, max: 0, help: 'command run with /bin/sh -c per bounced message, the JSON notice on its standard input' },
   { key: 'signingSecret', flag: 'signing-secret', env: 'SPOOLD_SIGNING_SECRET', kind: 'secret', min: 0, max: 0, help: 'Standard Webhooks signing secrets, whsec_…, space-separated while rotating (environment or config file only: never on a command line)' },
   { key: 'signingSecretFile', flag: 'signing-secret-file', env: 'SPOOLD_SIGNING_SECRET_FILE', kind: 'path', min: 0, max: 0, help: 'file holding the signing secrets; re-read on SIGHUP' },
@@ -207,7 +216,7 @@ export function defaultText(s: Setting): string {
 export const RELOADABLE: readonly (keyof Config)[] = [
   'concurrency', 'perDestination', 'activeLimit', 'activeBytes', 'minBackoff', 'maxBackoff', 'maxAttempts', 'maxAge', 'keepDelivered', 'timeout', 'maxSize', 'scanInterval', 'shutdownGrace',
   'allowDestinations', 'denyDestinations', 'blockPrivate', 'logLevel',
-  'signingSecret', 'signingSecretFile', 'destinationSettings', 'signingKeys', 'bounceHook', 'bounceCommand', 'deadAfter', 'deadCoolOff', 'deadMaxCoolOff',
+  'signingSecret', 'signingSecretFile', 'destinationSettings', 'signingKeys', 'bounceHook', 'bounceCommand', 'notify', 'delayWarning', 'deadAfter', 'deadCoolOff', 'deadMaxCoolOff',
 ];
 
 export class ConfigError extends SpoolError {
@@ -326,6 +335,8 @@ export function resolveConfig(options: SettingValues, env: NodeJS.ProcessEnv = p
   if (!c.signingSecretFile && !c.signingSecret && credential && existsSync(credential)) c.signingSecretFile = credential;
   c.signingKeys = signingKeys(c.signingSecretFile, c.signingSecret, c.signingSecretFile ? c.signingSecretFile : 'signing-secret');
   c.destinationSettings = parseDestinationSettings(file?.values.destinations, file?.path ?? 'config');
+  const kinds = ['delivered', 'delayed', 'recovered'];
+  for (const k of c.notify) if (!kinds.includes(k)) throw new ConfigError(`notify: ${JSON.stringify(k)} is not one of ${kinds.join(', ')} (bounces are always announced)`);
   if (c.minBackoff > c.maxBackoff) throw new ConfigError(`min-backoff (${formatDuration(c.minBackoff)}) is above max-backoff (${formatDuration(c.maxBackoff)})`);
   if (c.perDestination > c.concurrency) c.perDestination = c.concurrency;
   if (c.deadCoolOff > c.deadMaxCoolOff) throw new ConfigError(`dead-cool-off (${c.deadCoolOff} ms) is above dead-max-cool-off (${c.deadMaxCoolOff} ms)`);

@@ -77,6 +77,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   // Notices left by a daemon that was killed before they went out go now.
   const outbox = new Outbox(spool, () => ({ url: config.bounceHook, command: config.bounceCommand }), log);
   manager.onBounced = () => outbox.kick();
+  manager.onNotice = () => outbox.kick();
   outbox.kick();
   let metrics: Metrics | null = null;
   if (config.metrics) {

@@ -59,9 +59,12 @@ export const EVENTS = {
   'sweep-failed': { level: 'warn', group: 'spool', meaning: 'tmp/ or bounced/ could not be cleaned: tried again later' },
   'state-write-failed': { level: 'warn', group: 'spool', meaning: 'destinations.json could not be written (spoolctl stats shows older state)' },
 
+  'notice-queued': { level: 'info', group: 'bounces', meaning: 'a delivered, delayed or recovered notice (`--notify`) was queued for the hook URL (`type`)' },
+  'notice-command-done': { level: 'info', group: 'bounces', meaning: 'the notice command ran for a delivered, delayed or recovered notice and exited 0' },
+  'notice-command-failed': { level: 'error', group: 'bounces', meaning: 'the notice command could not start, or failed, for a delivered, delayed or recovered notice' },
   'bounce-notice-queued': { level: 'info', group: 'bounces', meaning: 'a bounce notice for `--bounce-hook` is in the spool, to be delivered like any message' },
   'bounce-notice-failed': { level: 'error', group: 'bounces', meaning: 'a bounce notice could not be queued' },
-  'notice-failed': { level: 'error', group: 'bounces', meaning: 'the notice outbox could not be read, or held a file that is not a notice' },
+  'notice-failed': { level: 'error', group: 'bounces', meaning: 'the notice outbox could not be read, or held a file that is not a notice, or a delivered, delayed or recovered notice could not be queued (tried again)' },
   'bounce-command-done': { level: 'info', group: 'bounces', meaning: '`--bounce-command` exited 0' },
   'bounce-command-failed': { level: 'error', group: 'bounces', meaning: '`--bounce-command` could not start or exited non-zero (`code`, `signal`, `stderr`)' },
 

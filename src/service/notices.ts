@@ -18,7 +18,11 @@
  *            status is logged. A failure is not retried: the bounce stays in
  *            bounced/. At most COMMANDS run at once.
  *
- * A notice carries the bounce record and the URL, never the message's
+ * Besides bounces, --notify may ask for delivered, delayed (once, when a
+ * message has waited --delay-warning: Postfix's delay_warning_time) and
+ * recovered (delivered after a delayed notice) notices, through the same
+ * channels, with ids of their own prefixes. A notice about a notice is
+ * never sent. A notice carries the message's record and its URL, never its
  * headers or body (they may hold credentials).
  */
 import { spawn } from 'node:child_process';
@@ -32,6 +36,10 @@ import type { BounceRecord } from '../spool/moves.js';
 import { writeRecord } from '../spool/staging.js';
 
 export const NOTICE_PREFIX = 'bounce-notice.';
+
+/** What a notice tells: a bounce (always, when a channel is set), or what --notify asks for. */
+export type NoticeType = 'bounced' | 'delivered' | 'delayed' | 'recovered';
+const PREFIXES: Record<NoticeType, string> = { bounced: NOTICE_PREFIX, delivered: 'delivered-notice.', delayed: 'delayed-notice.', recovered: 'recovered-notice.' };
 const COMMAND_TIMEOUT_MS = 30_000;
 const COMMANDS = 4;
 /** A notice that could not go out (the spool full, say) is tried again after this. */
@@ -42,18 +50,51 @@ export interface BounceNotice extends BounceRecord {
   spool: string;
 }
 
+/** A delivered, delayed or recovered notice: the message's record and URL, never its headers or body. */
+export interface MessageNoticeRecord {
+  id: string;
+  url: string;
+  attempts: number;
+  /** ISO times: when it arrived, and when this happened. */
+  arrival: string;
+  at: string;
+  /** delivered, recovered: from arrival (or its scheduled time) to the 2xx. */
+  latencyMs?: number;
+  /** delayed: the last error, and when the next attempt is. */
+  lastError?: string | null;
+  nextAttemptAt?: string;
+}
+
+interface Notice extends Partial<BounceRecord> {
+  type: `spoold.${NoticeType}`;
+  spool: string;
+  id: string;
+}
+
 export interface NoticeChannels {
   url: string;
   command: string;
 }
 
 export function isNotice(id: string): boolean {
-  return id.startsWith(NOTICE_PREFIX);
+  return Object.values(PREFIXES).some((p) => id.startsWith(p));
 }
 
-/** Within the 128-character id limit whatever the bounced id, and stable (a repeat is dropped by the receiver). */
-export function noticeId(id: string): string {
-  return id.length <= 128 - NOTICE_PREFIX.length ? NOTICE_PREFIX + id : `${NOTICE_PREFIX}${id.slice(0, 90)}.${createHash('sha1').update(id).digest('hex').slice(0, 16)}`;
+/** Within the 128-character id limit whatever the message's id, and stable (a repeat is dropped by the receiver). */
+export function noticeId(id: string, type: NoticeType = 'bounced'): string {
+  const prefix = PREFIXES[type];
+  return id.length <= 128 - prefix.length ? prefix + id : `${prefix}${id.slice(0, 90)}.${createHash('sha1').update(id).digest('hex').slice(0, 16)}`;
+}
+
+/** Whether notices of this kind are sent for this message (never for a notice). */
+export function notifies(channels: NoticeChannels, kinds: readonly string[], type: Exclude<NoticeType, 'bounced'>, id: string): boolean {
+  return kinds.includes(type) && announces(channels, id);
+}
+
+/** Into the outbox, durably, before what it announces is final (the unlink of a delivered message). */
+export function writeMessageNotice(spool: Spool, type: Exclude<NoticeType, 'bounced'>, record: MessageNoticeRecord): void {
+  const notice = { type: `spoold.${type}`, spool: spool.root, ...record };
+  writeRecord(spool, spool.path('notices', `${type}.${record.id}.${Date.parse(record.at)}`), JSON.stringify(notice) + '\n', true);
 }
 
 /** Whether a bounce of this message is announced. */
@@ -122,9 +163,9 @@ export class Outbox {
   /** One notice out, then out of the outbox; false when it must be tried again later. */
   private async send(name: string): Promise<boolean> {
     const file = this.spool.path('notices', name);
-    let notice: BounceNotice;
+    let notice: Notice;
     try {
-      notice = JSON.parse(fs.readFileSync(file, 'utf8')) as BounceNotice;
+      notice = JSON.parse(fs.readFileSync(file, 'utf8')) as Notice;
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return true;
       this.log.error({ event: 'notice-failed', file: name, error: errnoOf(err) ?? 'not JSON' }, 'a notice in the outbox cannot be read; removed');
@@ -132,14 +173,17 @@ export class Outbox {
       return true;
     }
     const { url, command } = this.channels();
+    const type = (notice.type?.replace(/^spoold\./, '') ?? 'bounced') as NoticeType;
+    const bounce = type === 'bounced';
     if (url) {
-      const id = noticeId(notice.id);
+      const id = noticeId(notice.id, type);
       try {
-        await enqueue({ url, method: 'POST', headers: { 'content-type': 'application/json' }, body: notice, meta: { bounceNoticeFor: notice.id } }, { spool: this.spool.root, id });
-        this.log.info({ event: 'bounce-notice-queued', id: notice.id, notice: id }, `bounce notice ${id} queued for ${url}`);
+        await enqueue({ url, method: 'POST', headers: { 'content-type': 'application/json' }, body: notice, meta: bounce ? { bounceNoticeFor: notice.id } : { noticeFor: notice.id, notice: type } }, { spool: this.spool.root, id });
+        if (bounce) this.log.info({ event: 'bounce-notice-queued', id: notice.id, notice: id }, `bounce notice ${id} queued for ${url}`);
+        else this.log.info({ event: 'notice-queued', id: notice.id, notice: id, type }, `${type} notice ${id} queued for ${url}`);
       } catch (err) {
         if (!(err instanceof SpoolError && err.code === 'SPOOL_ERR_EXISTS')) {
-          this.log.error({ event: 'bounce-notice-failed', id: notice.id, error: (err as Error).message }, `could not queue the bounce notice: ${(err as Error).message}`);
+          this.log.error({ event: bounce ? 'bounce-notice-failed' : 'notice-failed', id: notice.id, ...(!bounce && { type }), error: (err as Error).message }, `could not queue the ${type} notice: ${(err as Error).message}`);
           return false;
         }
         // Queued before a kill, and still waiting: it goes once.
@@ -151,13 +195,15 @@ export class Outbox {
   }
 }
 
-function runCommand(command: string, notice: BounceNotice, log: Logger): Promise<void> {
+function runCommand(command: string, notice: Notice, log: Logger): Promise<void> {
+  const type = notice.type.replace(/^spoold\./, '');
+  const env = { ...process.env, SPOOLD_NOTICE_TYPE: type, SPOOLD_MESSAGE_ID: notice.id, ...(type === 'bounced' && { SPOOLD_BOUNCED_ID: notice.id }) };
   return new Promise((resolve) => {
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, SPOOLD_BOUNCED_ID: notice.id } });
+      child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'ignore', 'pipe'], env });
     } catch (err) {
-      log.error({ event: 'bounce-command-failed', id: notice.id, error: (err as Error).message }, `bounce command could not start: ${(err as Error).message}`);
+      log.error({ event: type === 'bounced' ? 'bounce-command-failed' : 'notice-command-failed', id: notice.id, error: (err as Error).message }, `${type} notice command could not start: ${(err as Error).message}`);
       return resolve();
     }
     let stderr = '';
@@ -167,13 +213,13 @@ function runCommand(command: string, notice: BounceNotice, log: Logger): Promise
     child.stdin!.end(JSON.stringify(notice) + '\n');
     child.on('error', (err) => {
       clearTimeout(timer);
-      log.error({ event: 'bounce-command-failed', id: notice.id, error: err.message }, `bounce command could not start: ${err.message}`);
+      log.error({ event: type === 'bounced' ? 'bounce-command-failed' : 'notice-command-failed', id: notice.id, error: err.message }, `${type} notice command could not start: ${err.message}`);
       resolve();
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (code === 0) log.info({ event: 'bounce-command-done', id: notice.id }, 'bounce command done');
-      else log.error({ event: 'bounce-command-failed', id: notice.id, code, signal, stderr: stderr.trim() }, `bounce command failed (${signal ?? `exit ${code}`})`);
+      if (code === 0) log.info({ event: type === 'bounced' ? 'bounce-command-done' : 'notice-command-done', id: notice.id }, `${type} notice command done`);
+      else log.error({ event: type === 'bounced' ? 'bounce-command-failed' : 'notice-command-failed', id: notice.id, code, signal, stderr: stderr.trim() }, `${type} notice command failed (${signal ?? `exit ${code}`})`);
       resolve();
     });
   });

@@ -3,6 +3,7 @@
  * --keep-delivered says so, the delivered messages themselves. Plain files,
  * so that grep and jq work on them:
  *
+ *   attempts/<id>.delayed                  its delayed notice went out (notices.ts)
  *   attempts/<id>.jsonl                    one line per attempt, while the
  *                                          message is in the spool (queued,
  *                                          held or bounced); keyed by id, so
@@ -84,6 +85,38 @@ export async function dropAttempts(spool: Spool, id: string): Promise<void> {
 
 export function dropAttemptsSync(spool: Spool, id: string): void {
   fs.rmSync(attemptsPath(spool, id), { force: true });
+  fs.rmSync(delayedMark(spool, id), { force: true });
+}
+
+/**
+ * attempts/<id>.delayed: the message's delayed notice has been written. Made
+ * with O_EXCL, so the notice goes once; its removal on delivery says whether
+ * a recovered notice is due.
+ */
+function delayedMark(spool: Spool, id: string): string {
+  return spool.path('attempts', `${id}.delayed`);
+}
+
+/** True the first time only. */
+export function markDelayed(spool: Spool, id: string): boolean {
+  try {
+    fs.closeSync(fs.openSync(delayedMark(spool, id), 'wx', 0o600));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+/** Removes the mark; true when there was one (the message had been announced as delayed). */
+export function clearDelayed(spool: Spool, id: string): boolean {
+  try {
+    fs.unlinkSync(delayedMark(spool, id));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }
 
 function deliveredDir(spool: Spool, bucket: number): string {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cleanup, drop, filesIn, idsIn, startDaemon, startSink, tempSpool, waitFor, type Daemon, type Sink } from './helpers.js';
+import { cleanup, drop, ensureSpoolDirs, filesIn, idsIn, startDaemon, startSink, tempSpool, waitFor, type Daemon, type Sink } from './helpers.js';
 
 after(cleanup);
 
@@ -190,6 +190,31 @@ describe('retry timing', () => {
 });
 
 describe('concurrency', () => {
+  it('finds a fresh message for another destination behind a backlog larger than the set, without its file event', async () => {
+    let slowAnswered = 0;
+    const sink = await startSink((req, res) => {
+      if (req.url === '/fast') return void res.end('ok');
+      setTimeout(() => {
+        slowAnswered++;
+        res.end('ok');
+      }, 2000);
+    });
+    const slowOrigin = sink.url.replace('127.0.0.1', 'localhost');
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    // Waiting before the daemon starts: no file event will name them.
+    for (let i = 0; i < 60; i++) drop(spool, `slow-${i}`, { url: `${slowOrigin}/slow` });
+    drop(spool, 'fresh', { url: `${sink.url}/fast` });
+    const daemon = await startDaemon(spool, ['--active-limit', '20', '--concurrency', '4', '--per-destination', '2']);
+    try {
+      await daemon.waitEvent('delivered', 'fresh', 10_000);
+      assert.equal(slowAnswered, 0, 'the fresh message went out before any slow one was answered');
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
   it('takes a fresh message for another destination when a slow one fills the active set', async () => {
     let slowAnswered = 0;
     const sink = await startSink((req, res) => {
@@ -207,7 +232,9 @@ describe('concurrency', () => {
       for (let i = 0; i < 40; i++) drop(spool, `slow-${i}`, { url: `${slowOrigin}/slow` });
       await waitFor('the active set full of slow messages', () => filesIn(spool, 'active').length >= 20);
       drop(spool, 'fresh', { url: `${sink.url}/fast` });
-      await waitFor('the fresh message delivered', () => daemon.events('delivered', 'fresh').length === 1, 10_000);
+      await waitFor('the fresh message delivered', () => daemon.events('delivered', 'fresh').length === 1, 10_000).catch((err: Error) => {
+        throw new Error(`${err.message}; active/ ${filesIn(spool, 'active').length}, incoming/ ${filesIn(spool, 'incoming').length}; log: ${daemon.lines.slice(-12).map((l) => `${l.event} ${l.id ?? ''}`).join(', ')}`);
+      });
       assert.equal(slowAnswered, 0, 'the fresh message went out before any slow one was answered');
       assert.ok(filesIn(spool, 'active').length <= 20 + 4, 'the set went past its limit by at most the reserve (--concurrency)');
     } finally {

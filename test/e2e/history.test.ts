@@ -144,6 +144,14 @@ describe('delivery history', () => {
       assert.deepEqual(historyOf(spool, 'gone').attempts.map((a) => a.status), [404, 200]);
       await waitFor('kept sent a third time', () => requests('kept') === 3);
       assert.equal(requests('busy'), 1, 'the queued one was left alone');
+
+      // --new-id: a new Idempotency-Key for receivers that drop repeats.
+      const renamed = spoolctl(['replay', 'kept', '--new-id', '--spool', spool]);
+      assert.equal(renamed.status, 0, renamed.stderr);
+      const fresh = /^kept -> (\S+)$/m.exec(renamed.stdout)![1]!;
+      await daemon.waitEvent('delivered', fresh);
+      assert.equal(sink.byId(fresh).length, 1);
+      assert.equal(requests('kept'), 4);
     } finally {
       await daemon.stop();
       await sink.close();

@@ -249,4 +249,40 @@ describe('webhooks', () => {
     assert.deepEqual(fs.readdirSync(path.join(spool, 'bounced')).sort(), [name, `${name}.reason`]);
     assert.equal((await daemon.stop()).code, 0);
   });
+
+  it('--notify sends delivered, delayed (once) and recovered notices, never about a notice, never the headers', async () => {
+    let flaky = 0;
+    const target = await startSink((req, res) => {
+      if (req.url !== '/flaky') return void res.end('ok');
+      // Failing until the message is well past --delay-warning 1s.
+      flaky++;
+      res.writeHead(flaky <= 5 ? 503 : 200).end();
+    });
+    const hook = await startSink();
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--bounce-hook', `${hook.url}/notices`, '--notify', 'delivered,delayed,recovered', '--delay-warning', '1s', '--min-backoff', '200ms', '--max-backoff', '500ms']);
+    try {
+      drop(spool, 'fine', { url: `${target.url}/fine`, headers: { authorization: 'Bearer s3cret' }, body: { card: '4111' } });
+      drop(spool, 'flaky', { url: `${target.url}/flaky` });
+      await daemon.waitEvent('delivered', 'delivered-notice.fine');
+      await daemon.waitEvent('delivered', 'flaky', 15_000);
+      await daemon.waitEvent('delivered', 'recovered-notice.flaky', 5_000);
+      await daemon.waitEvent('delivered', 'delivered-notice.flaky', 5_000);
+      const notices = hook.received.map((r) => JSON.parse(r.body) as { type: string; id: string; attempts: number; url: string; latencyMs?: number });
+      const of = (id: string) => notices.filter((n) => n.id === id).map((n) => n.type).sort();
+      assert.deepEqual(of('fine'), ['spoold.delivered']);
+      assert.deepEqual(of('flaky'), ['spoold.delayed', 'spoold.delivered', 'spoold.recovered']);
+      assert.deepEqual(notices.filter((n) => !['fine', 'flaky'].includes(n.id)), [], 'no notice about a notice');
+      const delivered = notices.find((n) => n.id === 'flaky' && n.type === 'spoold.delivered')!;
+      assert.equal(delivered.attempts, 6);
+      assert.equal(delivered.url, `${target.url}/flaky`);
+      assert.ok(delivered.latencyMs! >= 1000, `latency ${delivered.latencyMs} ms`);
+      assert.ok(!hook.received.some((r) => r.body.includes('s3cret') || r.body.includes('4111')), 'no message headers or body in a notice');
+      assert.deepEqual(fs.readdirSync(path.join(spool, 'notices')), [], 'the outbox is empty');
+    } finally {
+      await daemon.stop();
+      await target.close();
+      await hook.close();
+    }
+  });
 });
