@@ -189,17 +189,22 @@ describe('retry timing', () => {
   });
 });
 
+/** One sink, two origins: /fast answers at once; the slow origin (localhost) after `ms`. */
+async function slowAndFast(ms: number): Promise<{ sink: Sink; slowOrigin: string; slowAnswered: () => number }> {
+  let answered = 0;
+  const sink = await startSink((req, res) => {
+    if (req.url === '/fast') return void res.end('ok');
+    setTimeout(() => {
+      answered++;
+      res.end('ok');
+    }, ms);
+  });
+  return { sink, slowOrigin: sink.url.replace('127.0.0.1', 'localhost'), slowAnswered: () => answered };
+}
+
 describe('concurrency', () => {
   it('finds a fresh message for another destination behind a backlog larger than the set, without its file event', async () => {
-    let slowAnswered = 0;
-    const sink = await startSink((req, res) => {
-      if (req.url === '/fast') return void res.end('ok');
-      setTimeout(() => {
-        slowAnswered++;
-        res.end('ok');
-      }, 2000);
-    });
-    const slowOrigin = sink.url.replace('127.0.0.1', 'localhost');
+    const { sink, slowOrigin, slowAnswered } = await slowAndFast(2000);
     const spool = tempSpool();
     ensureSpoolDirs(spool);
     // Waiting before the daemon starts: no file event will name them.
@@ -208,7 +213,7 @@ describe('concurrency', () => {
     const daemon = await startDaemon(spool, ['--active-limit', '20', '--concurrency', '4', '--per-destination', '2']);
     try {
       await daemon.waitEvent('delivered', 'fresh', 10_000);
-      assert.equal(slowAnswered, 0, 'the fresh message went out before any slow one was answered');
+      assert.equal(slowAnswered(), 0, 'the fresh message went out before any slow one was answered');
     } finally {
       await daemon.stop();
       await sink.close();
@@ -216,15 +221,7 @@ describe('concurrency', () => {
   });
 
   it('takes a fresh message for another destination when a slow one fills the active set', async () => {
-    let slowAnswered = 0;
-    const sink = await startSink((req, res) => {
-      if (req.url === '/fast') return void res.end('ok');
-      setTimeout(() => {
-        slowAnswered++;
-        res.end('ok');
-      }, 1500);
-    });
-    const slowOrigin = sink.url.replace('127.0.0.1', 'localhost');
+    const { sink, slowOrigin, slowAnswered } = await slowAndFast(1500);
     const spool = tempSpool();
     const daemon = await startDaemon(spool, ['--active-limit', '20', '--concurrency', '4', '--per-destination', '2']);
     try {
@@ -235,7 +232,7 @@ describe('concurrency', () => {
       await waitFor('the fresh message delivered', () => daemon.events('delivered', 'fresh').length === 1, 10_000).catch((err: Error) => {
         throw new Error(`${err.message}; active/ ${filesIn(spool, 'active').length}, incoming/ ${filesIn(spool, 'incoming').length}; log: ${daemon.lines.slice(-12).map((l) => `${l.event} ${l.id ?? ''}`).join(', ')}`);
       });
-      assert.equal(slowAnswered, 0, 'the fresh message went out before any slow one was answered');
+      assert.equal(slowAnswered(), 0, 'the fresh message went out before any slow one was answered');
       assert.ok(filesIn(spool, 'active').length <= 20 + 4, 'the set went past its limit by at most the reserve (--concurrency)');
     } finally {
       await daemon.stop();
