@@ -695,7 +695,8 @@ export class QueueManager {
     this.outcomes.settle(job, result, decision, wallNow);
     this.sending--;
     d.sending--;
-    this.finish(job);
+    // A delivered message stays held until its file is gone (see remove).
+    this.finish(job, decision.outcome !== 'delivered');
   }
 
   /** A job whose message could not be read again at send time (taken care of by read()). */
@@ -743,7 +744,9 @@ export class QueueManager {
    * the unlink's wait for the disk holds up no other message. Until it is
    * gone the file stays in active/, as it did between the answer and a
    * synchronous unlink: a crash then means one more send, as before. A
-   * removal that fails is retried on each tick like any failed move.
+   * removal that fails is retried on each tick like any failed move. The id
+   * stays held until then: an ordering line's sweep must not take a head
+   * that is still in active/, unheld, for a stale record, and elect its next.
    */
   private remove(job: Job, final: AttemptRecord, then: () => void): void {
     const { id } = job.claimed.entry;
@@ -763,8 +766,16 @@ export class QueueManager {
           then();
         }),
       )
-      .finally(() => this.removing.delete(p));
+      .finally(() => {
+        this.removing.delete(p);
+        this.release(id);
+      });
     this.removing.add(p);
+  }
+
+  /** Resolves once every removal of a delivered message begun so far has ended (its id released). */
+  removals(): Promise<void> {
+    return Promise.allSettled([...this.removing]).then(() => undefined);
   }
 
   /**
@@ -814,11 +825,11 @@ export class QueueManager {
     }
   }
 
-  /** A job leaves the active set. */
-  private finish(job: Job): void {
+  /** A job leaves the active set (its id too, unless `release` is false: the caller releases it later). */
+  private finish(job: Job, release = true): void {
     if (job.message) this.keptBytes -= job.size;
     this.table.touched(job.destination, this.clock.mono());
-    this.release(job.claimed.entry.id);
+    if (release) this.release(job.claimed.entry.id);
     // Due messages were passed over for a destination holding its share: it holds less now.
     if (this.passedOver) {
       this.passedOver = false;
@@ -894,7 +905,7 @@ export class QueueManager {
       await Promise.allSettled([...this.inFlight]);
     }
     // Settled and answered: their files must be gone before the daemon is.
-    await Promise.allSettled([...this.removing]);
+    await this.removals();
     for (const [, retry] of this.stranded) {
       try {
         retry();

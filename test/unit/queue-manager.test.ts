@@ -124,6 +124,8 @@ describe('queue manager scheduling', () => {
       release = [];
       for (const r of now) r();
       await settle();
+      // A delivered id is held until its file is gone, through the real thread pool.
+      await qm.removals();
       mock.timers.tick(100);
       await settle();
       assert.ok(qm.activeCount <= 10, `active ${qm.activeCount}`);
@@ -131,6 +133,7 @@ describe('queue manager scheduling', () => {
     assert.equal(sender.sent.length, 30, 'every message went out');
     for (const r of release) r();
     await settle();
+    await qm.removals();
     assert.equal(qm.activeCount, 0);
     await qm.stop(0);
   });
