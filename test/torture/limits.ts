@@ -92,6 +92,7 @@ async function fullDisk(): Promise<Part> {
     await daemon?.stop();
     await sink.close();
     spawnSync('umount', ['-l', mountpoint]);
+    fs.rmSync(mountpoint, { recursive: true, force: true });
   }
 }
 
@@ -148,6 +149,7 @@ async function permissionDenied(): Promise<Part> {
   } finally {
     await daemon.stop();
     await sink.close();
+    fs.rmSync(base, { recursive: true, force: true });
   }
 }
 
@@ -199,6 +201,7 @@ async function clockSteps(): Promise<Part> {
   } finally {
     await daemon.stop();
     await sink.close();
+    fs.rmSync(path.dirname(control), { recursive: true, force: true });
   }
 }
 
@@ -265,6 +268,7 @@ async function clockCorrected(): Promise<Part> {
     await daemon.stop();
   } finally {
     await sink.close();
+    fs.rmSync(path.dirname(control), { recursive: true, force: true });
   }
   return { name, pass, text: texts.join('; ') };
 }
