@@ -296,24 +296,37 @@ function result(): ActionResult {
  * ones. Attempts and last error are kept.
  */
 export function flush(spool: Spool, ids?: readonly string[], now: number = Date.now()): ActionResult {
-  const r = result();
   const wanted = ids ? new Set(ids) : null;
   const seen = new Set<string>();
   const targets: Located[] = [];
   for (const m of walkQueue(spool, 'deferred')) {
     if (wanted && !wanted.has(m.id)) continue;
     seen.add(m.id);
-    if (m.entry!.time > now) targets.push(m);
-    else r.done.push(m.id);
+    targets.push(m);
   }
+  const r = flushTargets(spool, targets, now);
+  if (wanted) for (const id of wanted) if (!seen.has(id)) noteAbsent(spool, id, r, ['ordered'], WAITS_IN_LINE);
+  return r;
+}
+
+/** flush, for deferred messages already found (the status page's bulk actions). */
+export function flushTargets(spool: Spool, targets: readonly Located[], now: number = Date.now()): ActionResult {
+  const r = result();
   const dir = spool.bucketDir(bucketOf(now));
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const m of targets) {
-    const due: Entry = { ...m.entry!, time: now };
+    if (m.queue !== 'deferred' || !m.entry) {
+      r.refused.push({ id: m.id, reason: `it is in ${m.queue}/: only deferred messages are flushed` });
+      continue;
+    }
+    if (m.entry.time <= now) {
+      r.done.push(m.id);
+      continue;
+    }
+    const due: Entry = { ...m.entry, time: now };
     if (moveIfPresent(m.path, path.join(dir, formatEntry(due)))) r.done.push(m.id);
     else r.refused.push({ id: m.id, reason: 'claimed by the daemon meanwhile' });
   }
-  if (wanted) for (const id of wanted) if (!seen.has(id)) noteAbsent(spool, id, r, ['ordered'], WAITS_IN_LINE);
   return r;
 }
 
@@ -341,7 +354,17 @@ export function requeue(spool: Spool, ids: readonly string[] | 'all', queues: re
       targets.push(...found);
     }
   }
+  return merge(r, requeueTargets(spool, targets));
+}
+
+/** requeue, for messages already found. */
+export function requeueTargets(spool: Spool, targets: readonly Located[]): ActionResult {
+  const r = result();
   for (const m of targets) {
+    if (m.queue !== 'bounced' && m.queue !== 'deferred' && m.queue !== 'hold') {
+      r.refused.push({ id: m.id, reason: `it is in ${m.queue}/: only bounced, deferred and held messages are requeued` });
+      continue;
+    }
     // Never in place of a fresh message with the same id (see staging.ts).
     const moved = moveToIncoming(spool, m.path, m.id);
     if (moved === 'moved') {
@@ -352,6 +375,13 @@ export function requeue(spool: Spool, ids: readonly string[] | 'all', queues: re
     }
   }
   return r;
+}
+
+function merge(into: ActionResult, more: ActionResult): ActionResult {
+  into.done.push(...more.done);
+  into.missing.push(...more.missing);
+  into.refused.push(...more.refused);
+  return into;
 }
 
 /**
@@ -368,11 +398,22 @@ export function hold(spool: Spool, ids: readonly string[], now: number = Date.no
       noteAbsent(spool, id, r, ['hold'], 'already held');
       continue;
     }
-    for (const m of found) {
-      const entry: Entry = m.entry ?? { id, time: now, attempts: 0, arrival: now, destination: '-', lastError: '-' };
-      if (moveIfPresent(m.path, spool.path('hold', formatEntry(entry)))) r.done.push(id);
-      else r.refused.push({ id, reason: 'claimed by the daemon meanwhile' });
+    merge(r, holdTargets(spool, found, now));
+  }
+  return r;
+}
+
+/** hold, for messages already found. */
+export function holdTargets(spool: Spool, targets: readonly Located[], now: number = Date.now()): ActionResult {
+  const r = result();
+  for (const m of targets) {
+    if (m.queue !== 'incoming' && m.queue !== 'deferred' && m.queue !== 'ordered') {
+      r.refused.push({ id: m.id, reason: `it is in ${m.queue}/: only incoming, deferred and ordered messages are held` });
+      continue;
     }
+    const entry: Entry = m.entry ?? { id: m.id, time: now, attempts: 0, arrival: now, destination: '-', lastError: '-' };
+    if (moveIfPresent(m.path, spool.path('hold', formatEntry(entry)))) r.done.push(m.id);
+    else r.refused.push({ id: m.id, reason: 'claimed by the daemon meanwhile' });
   }
   return r;
 }
@@ -385,10 +426,20 @@ export function release(spool: Spool, ids: readonly string[] | 'all', now: numbe
     if (found.length === 0) noteAbsent(spool, id, r);
     return found;
   });
+  return merge(r, releaseTargets(spool, targets, now));
+}
+
+/** release, for held messages already found. */
+export function releaseTargets(spool: Spool, targets: readonly Located[], now: number = Date.now()): ActionResult {
+  const r = result();
   const dir = spool.bucketDir(bucketOf(now));
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const m of targets) {
-    if (moveIfPresent(m.path, path.join(dir, formatEntry({ ...m.entry!, time: now })))) r.done.push(m.id);
+    if (m.queue !== 'hold' || !m.entry) {
+      r.refused.push({ id: m.id, reason: `it is in ${m.queue}/: only held messages are released` });
+      continue;
+    }
+    if (moveIfPresent(m.path, path.join(dir, formatEntry({ ...m.entry, time: now })))) r.done.push(m.id);
     else r.missing.push(m.id);
   }
   return r;
