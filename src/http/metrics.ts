@@ -19,6 +19,9 @@ import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseL
 import type { DeliveryObserver, QueueManager } from '../queue/queue-manager.js';
 import { StatusPage } from './status-page.js';
 import { errnoOf } from '../errors.js';
+import { RecentActivity } from './activity.js';
+import { installHttpGuard, onHttpSide } from './guard.js';
+import { AGE_BUCKETS_MIN } from '../operate/control.js';
 import { VERSION } from '../version.js';
 
 const RECOUNT_MIN_MS = 10_000;
@@ -32,8 +35,11 @@ function hostOf(origin: string): string {
   }
 }
 
-/** Counts one queue's messages by name, reading the directory a few hundred entries at a time. */
-async function countQueue(spool: Spool, queue: Queue): Promise<number> {
+/** deferred/ by destination tag and age (qshape's rows): counts per AGE_BUCKETS_MIN bucket, the last one older, and one message's path to learn the host from. */
+export type BacklogShape = Map<string, { counts: number[]; sample: string }>;
+
+/** Counts one queue's messages by name, reading the directory a few hundred entries at a time; deferred/ is also shaped into `shape`. */
+async function countQueue(spool: Spool, queue: Queue, shape?: BacklogShape, now = Date.now()): Promise<number> {
   const accept =
     queue === 'incoming' ? (n: string) => parseIncomingName(n) !== null
     : queue === 'active' ? (n: string) => parseActiveName(n) !== null
@@ -46,7 +52,10 @@ async function countQueue(spool: Spool, queue: Queue): Promise<number> {
     try {
       for await (const d of await fsp.opendir(dir, { bufferSize: 256 })) {
         if (nested && d.isDirectory() && isGroup(d.name)) n += await count(path.join(dir, d.name), false);
-        else if (accept(d.name)) n++;
+        else if (accept(d.name)) {
+          n++;
+          if (shape) addToShape(shape, path.join(dir, d.name), d.name, now);
+        }
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -54,6 +63,22 @@ async function countQueue(spool: Spool, queue: Queue): Promise<number> {
     return n;
   };
   return count(spool.dir(queue), queue === 'deferred' || queue === 'ordered');
+}
+
+function addToShape(shape: BacklogShape, file: string, name: string, now: number): void {
+  const e = parseEntry(name);
+  if (!e) return;
+  const ageMin = (now - e.arrival) / 60_000;
+  let b = AGE_BUCKETS_MIN.findIndex((limit) => ageMin < limit);
+  if (b < 0) b = AGE_BUCKETS_MIN.length;
+  // Bounded whatever the producers name: tags beyond the first 10,000 are summed under "?".
+  const key = shape.has(e.destination) || shape.size < 10_000 ? e.destination : '?';
+  let row = shape.get(key);
+  if (!row) {
+    row = { counts: new Array<number>(AGE_BUCKETS_MIN.length + 1).fill(0), sample: key === '?' ? '' : file };
+    shape.set(key, row);
+  }
+  row.counts[b]!++;
 }
 
 /** The oldest next-attempt time that is due now, from the earliest started bucket (O(one bucket)). */
@@ -81,43 +106,6 @@ export interface Metrics {
   /** host:port actually bound (the port may have been 0). */
   address: string;
 }
-
-/** What the status page shows of the last hour, kept in memory: 60 minutes, and destinations seen then (at most MAX_DESTINATIONS). */
-class RecentActivity {
-  private readonly perMinute = new Map<number, [number, number, number]>();
-  private readonly perDestination = new Map<string, { attempts: number; failures: number; totalMs: number; last: number }>();
-
-  record(outcome: 'delivered' | 'deferred' | 'bounced', host: string, ms: number | undefined, now = Date.now()): void {
-    const minute = Math.floor(now / 60_000) * 60_000;
-    const m = this.perMinute.get(minute) ?? [0, 0, 0];
-    m[outcome === 'delivered' ? 0 : outcome === 'deferred' ? 1 : 2]++;
-    this.perMinute.set(minute, m);
-    if (this.perMinute.size > 61) for (const k of this.perMinute.keys()) if (k < minute - 3_600_000) this.perMinute.delete(k);
-    if (ms === undefined) return;
-    const d = this.perDestination.get(host) ?? { attempts: 0, failures: 0, totalMs: 0, last: now };
-    d.attempts++;
-    if (outcome !== 'delivered') d.failures++;
-    d.totalMs += ms;
-    d.last = now;
-    this.perDestination.set(host, d);
-    if (this.perDestination.size > MAX_DESTINATIONS) for (const [k, v] of this.perDestination) if (v.last < now - 3_600_000 || this.perDestination.size > MAX_DESTINATIONS) this.perDestination.delete(k);
-  }
-
-  minutes(now = Date.now()): [number, number, number, number][] {
-    const current = Math.floor(now / 60_000) * 60_000;
-    return Array.from({ length: 60 }, (_, i) => {
-      const minute = current - (59 - i) * 60_000;
-      const m = this.perMinute.get(minute) ?? [0, 0, 0];
-      return [minute, m[0], m[1], m[2]];
-    });
-  }
-
-  destinations(now = Date.now()): { host: string; attempts: number; failures: number; meanMs: number }[] {
-    return [...this.perDestination].filter(([, d]) => d.last >= now - 3_600_000).map(([host, d]) => ({ host, attempts: d.attempts, failures: d.failures, meanMs: d.totalMs / Math.max(1, d.attempts) }));
-  }
-}
-
-const MAX_DESTINATIONS = 1000;
 
 /** How often the destination label's values are chosen again. */
 const RERANK_MS = 60_000;
@@ -169,7 +157,15 @@ export class DestinationLabels {
   }
 }
 
-export async function startMetrics(bind: string, spool: Spool, manager: QueueManager, log: Logger, statusActions = false, labelCount = 20): Promise<Metrics> {
+export interface MetricsOptions {
+  statusActions?: boolean;
+  labelCount?: number;
+  /** The settings in force, as they may be shown (no secrets: see publicSettings). */
+  settings?: () => Record<string, unknown>;
+}
+
+export async function startMetrics(bind: string, spool: Spool, manager: QueueManager, log: Logger, options: MetricsOptions = {}): Promise<Metrics> {
+  const { statusActions = false, labelCount = 20, settings = () => ({}) } = options;
   const registry = new client.Registry();
   // Standard names, so stock Node.js and process dashboards work.
   client.collectDefaultMetrics({ register: registry });
@@ -184,6 +180,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   const attempts = new client.Histogram({ name: 'spoold_attempts', help: 'Attempts a delivered message took', buckets: [1, 2, 3, 4, 5, 8, 12, 20, 50, 100], registers: [registry] });
 
   const recent = new RecentActivity();
+  let shape: BacklogShape = new Map();
   const snapshot = new Map<Queue, number>();
   const delta = new Map<Queue, number>();
   const add = (q: Queue, n: number) => delta.set(q, (delta.get(q) ?? 0) + n);
@@ -197,7 +194,9 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
       // may not have seen them: off by those at most, until the next recount).
       const before = new Map(delta);
       const counted = new Map<Queue, number>();
-      for (const q of QUEUES) counted.set(q, await countQueue(spool, q));
+      const shaped: BacklogShape = new Map();
+      for (const q of QUEUES) counted.set(q, await countQueue(spool, q, q === 'deferred' ? shaped : undefined));
+      shape = shaped;
       for (const q of QUEUES) {
         snapshot.set(q, counted.get(q)!);
         delta.set(q, (delta.get(q) ?? 0) - (before.get(q) ?? 0));
@@ -277,11 +276,12 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
       const host = hostOf(destination);
       const label = labels.of(host);
       messages.inc({ outcome, destination: label });
-      recent.record(outcome, host, detail.ms);
+      const deliveryMs = outcome === 'delivered' && detail.dueSince !== undefined ? Math.max(0, Date.now() - detail.dueSince) : undefined;
+      recent.record(outcome, destination, { ...(detail.ms !== undefined && { requestMs: detail.ms }), ...(deliveryMs !== undefined && { deliveryMs }), ...(detail.last !== undefined && { last: detail.last }) });
       if (detail.ms !== undefined) requestSeconds.observe({ destination: label }, detail.ms / 1000);
       if (outcome === 'delivered') {
         if (detail.bytes !== undefined) deliveredBytes.inc(detail.bytes);
-        if (detail.dueSince !== undefined) latencySeconds.observe(Math.max(0, Date.now() - detail.dueSince) / 1000);
+        if (deliveryMs !== undefined) latencySeconds.observe(deliveryMs / 1000);
         if (detail.attempts !== undefined) attempts.observe(detail.attempts);
       }
     },
@@ -305,7 +305,10 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
     res.end(`error: ${errnoOf(err) ?? (err as Error).message}\n`);
   };
-  const server = http.createServer((req, res) => {
+  const unguard = installHttpGuard(log);
+  const server = http.createServer((req, res) => onHttpSide((req.url ?? '').split('?')[0]!, () => {
+    req.on('error', (err) => failed(req, res, err));
+    res.on('error', (err) => failed(req, res, err));
     try {
       if (statusPage?.handle(req, res, (err) => failed(req, res, err))) return;
       if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') return void res.writeHead(404).end('not found\n');
@@ -316,7 +319,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     } catch (err) {
       failed(req, res, err);
     }
-  });
+  }));
   server.on('clientError', (_err, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -325,7 +328,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   const a = server.address() as AddressInfo;
   const address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   const queueSizes = () => Object.fromEntries(QUEUES.map((q) => [q, Math.max(0, (snapshot.get(q) ?? 0) + (delta.get(q) ?? 0))]));
-  statusPage = new StatusPage(spool, manager, { minutes: () => recent.minutes(), destinations: () => recent.destinations(), queueSizes }, statusActions, log, address);
+  statusPage = new StatusPage(spool, manager, { minutes: () => recent.minutes(), destinations: () => recent.destinations(), queueSizes, shape: () => shape, settings }, statusActions, log, address);
   log.info({ event: 'metrics-listening', address, statusActions }, `metrics on http://${address}/metrics, status page on http://${address}/`);
   return {
     registry,
@@ -334,7 +337,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     close: () => {
       clearInterval(timer);
       clearInterval(rerank);
-      return new Promise((r) => server.close(() => r()));
+      return new Promise<void>((r) => server.close(() => r())).then(unguard);
     },
   };
 }

@@ -33,7 +33,7 @@ import { attemptRecord, recordAttempt, type AttemptRecord } from '../spool/histo
  */
 export interface DeliveryObserver {
   moved(from: 'incoming' | 'deferred' | 'active' | 'ordered', to: 'active' | 'deferred' | 'bounced' | 'ordered' | null): void;
-  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; dueSince?: number; bytes?: number }): void;
+  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; dueSince?: number; bytes?: number; last?: string }): void;
   /** A message was claimed for the first time. */
   received(destination: string, bytes: number): void;
   /** A claimed message went back to deferred/ unsent. */
@@ -99,7 +99,7 @@ export class Outcomes {
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
         lines.follow(entry.id, this.host.spool.deferredPath(next.time, formatEntry(next)));
         this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, next));
-        this.host.observer()?.outcome('deferred', origin, { ms: result.elapsed });
+        this.host.observer()?.outcome('deferred', origin, { ms: result.elapsed, last: decision.lastError });
         this.warnDelayed(job, next, now);
         this.host.wakeAtWall(decision.nextAttempt);
         log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
@@ -155,7 +155,7 @@ export class Outcomes {
     const announce = announces({ url: config.bounceHook, command: config.bounceCommand }, entry.id) ? (name: string) => writeNotice(this.host.spool, name, record) : undefined;
     this.host.move(entry.id, 'bounced', () => moveToBounced(this.host.spool, claimed.path, bounced, record, announce));
     this.host.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
-    this.host.observer()?.outcome('bounced', origin ?? '-', ms === undefined ? {} : { ms });
+    this.host.observer()?.outcome('bounced', origin ?? '-', ms === undefined ? { last: lastError } : { ms, last: lastError });
     this.host.lines.done(entry.id);
     this.host.bounced(record);
   }

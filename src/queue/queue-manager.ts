@@ -275,6 +275,11 @@ export class QueueManager {
     for (const d of this.table.values()) this.applyPause(d);
   }
 
+  /** paused/ was changed from inside the daemon (the status page): in force at once, not within a second. */
+  reloadPauses(): void {
+    this.refreshPauses(true);
+  }
+
   /** Whether the pauses cover this destination now; a change is carried out (messages put back, or made due again). */
   private applyPause(d: Destination): void {
     const paused = this.pauses.length > 0 && isPaused(this.pauses, new URL(d.origin));

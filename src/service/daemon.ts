@@ -84,7 +84,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
     // Loaded only when asked for: prom-client is not needed otherwise.
     const { startMetrics } = await import('../http/metrics.js');
     try {
-      metrics = await startMetrics(config.metrics, spool, manager, log, config.statusActions, config.metricsDestinations);
+      metrics = await startMetrics(config.metrics, spool, manager, log, { statusActions: config.statusActions, labelCount: config.metricsDestinations, settings: () => publicSettings(config) });
     } catch (err) {
       lock?.release();
       leases?.release();

@@ -79,7 +79,7 @@ describe('metrics', () => {
     assert.equal((await daemon.stop()).code, 0);
   });
 
-  it('answers 500 when the spool fails it (a queue folder replaced by a file), and goes on delivering', async () => {
+  it('answers 500 when the spool fails a status page view (a queue folder replaced by a file), and goes on delivering', async () => {
     const sink = await startSink();
     const spool = tempSpool();
     const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0']);
@@ -88,10 +88,14 @@ describe('metrics', () => {
     fs.renameSync(deferred, `${deferred}.away`);
     fs.writeFileSync(deferred, 'not a folder');
     try {
-      const status = await fetch(`http://${address}/api/status`, { headers: { host: address } });
-      assert.equal(status.status, 500);
-      assert.match(await status.text(), /ENOTDIR/);
-      await daemon.waitEvent('http-error');
+      // Each of the status page's views that reads deferred/: the queue, a search by id.
+      for (const view of ['/api/queue?queue=deferred', '/api/queue?queue=deferred&order=newest', '/api/message?id=nowhere']) {
+        const status = await fetch(`http://${address}${view}`, { headers: { host: address } });
+        assert.equal(status.status, 500, view);
+        assert.match(await status.text(), /ENOTDIR/, view);
+        await daemon.waitEvent('http-error');
+      }
+      assert.equal((await fetch(`http://${address}/api/status`)).status, 200, 'the overview reads what the daemon holds');
       const page = await fetch(`http://${address}/metrics`);
       assert.ok([200, 500].includes(page.status));
       await page.text();

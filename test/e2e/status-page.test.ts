@@ -41,42 +41,89 @@ async function addressOf(daemon: Daemon): Promise<string> {
 }
 
 describe('status page', () => {
-  it('shows the numbers change while messages flow, and a requeue from the page delivers a bounced message', async () => {
+  it('shows numbers change while messages flow; opens a message and its attempts; searches; pages; pauses and resumes; bulk-requeues', async () => {
     let accept = false;
-    const sink = await startSink((req, res) => (req.url === '/picky' && !accept ? res.writeHead(422).end('field "amount" is required') : req.url === '/down' ? res.writeHead(503).end() : res.end('ok')));
+    const sink = await startSink((req, res) => (req.url?.startsWith('/picky') && !accept ? res.writeHead(422).end('field "amount" is required') : res.end('ok')));
     const other = await startSink((_req, res) => res.writeHead(503).end());
     const spool = tempSpool();
-    const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0', '--status-actions']);
+    const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0', '--status-actions', '--keep-delivered', '1h']);
     const address = await addressOf(daemon);
     browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('dialog', (d) => void d.accept());
     await page.goto(`http://${address}/`);
     const total = (name: string) => page.locator(`[data-total=${name}]`).getAttribute('data-value');
     await page.waitForSelector('[data-total=delivered]');
     assert.equal(await total('delivered'), '0');
 
-    for (let i = 0; i < 12; i++) drop(spool, `order-${i}.paid`, { url: `${sink.url}/orders`, body: { order: i } });
-    drop(spool, 'order-99.refund', { url: `${sink.url}/picky`, body: { order: 99 } });
+    // Numbers change as messages flow.
+    for (let i = 0; i < 12; i++) drop(spool, `order-${i}.paid`, { url: `${sink.url}/orders`, headers: { Authorization: 'Bearer top-secret' }, body: { order: i } });
+    for (let i = 0; i < 25; i++) drop(spool, `refund-${String(i).padStart(2, '0')}`, { url: `${sink.url}/picky`, body: { refund: i } });
     for (let i = 0; i < 3; i++) drop(spool, `invoice-${i}.sent`, { url: `${other.url}/invoices`, body: { invoice: i } });
     await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-total=delivered]')?.dataset.value === '12', undefined, { timeout: 15_000 });
-    const row = page.locator('#bounced tr[data-id="order-99.refund"]');
-    await row.waitFor({ timeout: 15_000 });
-    assert.match((await row.textContent()) ?? '', /HTTP 422/);
-    await page.waitForFunction(() => document.querySelector('[data-queue=bounced] b')?.textContent === '1', undefined, { timeout: 15_000 });
-    assert.match((await page.locator(`#destinations tr[data-destination="${new URL(sink.url).host}"]`).textContent()) ?? '', /ok/);
-    await page.waitForFunction(() => document.querySelectorAll('#deferred tr').length === 3, undefined, { timeout: 15_000 });
-    assert.match((await page.locator(`#destinations tr[data-destination="${new URL(other.url).host}"]`).textContent()) ?? '', /dead|failing/, 'a destination failing every attempt');
-
+    await page.waitForFunction(() => document.querySelector('[data-queue=bounced] b')?.textContent === '25', undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector('[data-queue=deferred] b')?.textContent === '3', undefined, { timeout: 15_000 });
+    assert.equal(await page.locator(`#destinations tr[data-destination="${new URL(other.url).host}"]`).getAttribute('data-health'), 'failing', 'a destination failing every attempt');
+    await page.locator('svg[aria-label^="Request time"] circle').first().waitFor({ timeout: 15_000 });
     const shot = path.join(process.env.SPOOLD_SCREENSHOT_DIR ?? tempDir('spoold-shot-'), 'status-page.png');
     await page.screenshot({ path: shot, fullPage: true });
     assert.ok(fs.statSync(shot).size > 10_000, 'a screenshot was taken');
 
+    // Search by id, and read the message: its queue, its attempts, its headers redacted.
+    await page.getByLabel('Message id').fill('invoice-1.sent');
+    await page.getByRole('button', { name: 'Find' }).click();
+    await page.locator('[data-copy=deferred]').waitFor({ timeout: 15_000 });
+    const attempts = await page.locator('table.attempts tbody tr').allTextContents();
+    assert.ok(attempts.length >= 1 && attempts.every((t) => t.includes('HTTP 503')), `attempts: ${attempts.join(' | ')}`);
+    await page.goto(`http://${address}/#/message/order-3.paid`);
+    await page.getByText('Attempts of this delivery').waitFor({ timeout: 15_000 });
+    assert.match((await page.locator('table.attempts').last().textContent()) ?? '', /HTTP 200/);
+    const headers = (await page.locator('[data-copy=delivered] ~ table.headers, table.headers').first().textContent()) ?? '';
+    assert.match(headers, /Authorization\s*\[redacted\]/);
+    assert.ok(!(await page.content()).includes('top-secret'), 'credentials never shown');
+    await page.goto(`http://${address}/#/message/refund-07`);
+    await page.locator('[data-copy=bounced]').waitFor({ timeout: 15_000 });
+    assert.match((await page.locator('[data-copy=bounced]').textContent()) ?? '', /HTTP 422: field "amount" is required/);
+
+    // Page through bounced/, newest first, 10 at a time.
+    await page.goto(`http://${address}/#/queue/bounced?order=newest&limit=10`);
+    const ids = async () => page.locator('#queue-rows tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id!));
+    await page.waitForFunction(() => document.querySelectorAll('#queue-rows tbody tr').length === 10, undefined, { timeout: 15_000 });
+    const first = await ids();
+    await page.getByRole('button', { name: 'next →' }).click();
+    await page.waitForFunction((before) => document.querySelector<HTMLElement>('#queue-rows tbody tr')?.dataset.id !== before, first[0], { timeout: 15_000 });
+    const second = await ids();
+    await page.getByRole('button', { name: 'next →' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#queue-rows tbody tr').length === 5, undefined, { timeout: 15_000 });
+    const third = await ids();
+    assert.equal(new Set([...first, ...second, ...third]).size, 25, 'each bounced message on exactly one page');
+    assert.ok(await page.getByRole('button', { name: 'next →' }).isDisabled(), 'the last page');
+    await page.getByRole('button', { name: '← previous' }).click();
+    await page.waitForFunction((want) => document.querySelector<HTMLElement>('#queue-rows tbody tr')?.dataset.id === want, second[0], { timeout: 15_000 });
+
+    // Pause a destination from its row: nothing goes to it; resume: it goes.
+    await page.goto(`http://${address}/#/destinations`);
+    const row = page.locator(`#destinations tr[data-destination="${new URL(sink.url).host}"]`);
+    await row.getByRole('button', { name: 'pause' }).click();
+    await page.locator(`#destinations tr[data-destination="${new URL(sink.url).host}"][data-health=paused]`).waitFor({ timeout: 15_000 });
+    const before = sink.received.length;
+    drop(spool, 'while-paused', { url: `${sink.url}/orders`, body: {} });
+    await daemon.waitEvent('put-back', 'while-paused', 15_000);
+    assert.equal(sink.received.length, before, 'nothing sent while paused');
+    await row.getByRole('button', { name: 'resume' }).click();
+    await daemon.waitEvent('delivered', 'while-paused', 15_000);
+
+    // Bulk requeue: every bounced message of that destination, confirmed, delivered.
     accept = true;
-    await row.locator('button', { hasText: 'requeue' }).click();
-    await daemon.waitEvent('delivered', 'order-99.refund', 15_000);
-    await row.waitFor({ state: 'detached', timeout: 15_000 });
-    await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-total=delivered]')?.dataset.value === '13', undefined, { timeout: 15_000 });
-    assert.equal(sink.byId('order-99.refund').length, 2);
+    await page.goto(`http://${address}/#/queue/bounced?destination=${encodeURIComponent(new URL(sink.url).host)}&prefix=refund-`);
+    await page.waitForFunction(() => document.querySelectorAll('#queue-rows tbody tr').length === 25, undefined, { timeout: 15_000 });
+    await page.getByLabel('Action').selectOption('requeue');
+    await page.getByRole('button', { name: 'Apply to all matching…' }).click();
+    await page.getByText('requeue: 25 done').first().waitFor({ timeout: 15_000 });
+    await Promise.all(Array.from({ length: 25 }, (_, i) => daemon.waitEvent('delivered', `refund-${String(i).padStart(2, '0')}`, 15_000)));
+    assert.equal(sink.byId('refund-07').length, 2, 'refused once, then delivered');
+    await page.goto(`http://${address}/#/`);
+    await page.waitForFunction(() => document.querySelector('[data-queue=bounced] b')?.textContent === '0', undefined, { timeout: 15_000 });
     await page.close();
     assert.equal((await daemon.stop()).code, 0);
   });
