@@ -37,9 +37,12 @@ export interface MinuteRow {
 export interface DestinationActivity {
   origin: string;
   attempts: number;
+  /** Attempts that failed transiently (deferred: 5xx, 408, 429, network errors, timeouts). */
   failures: number;
+  /** Attempts answered with a refusal that bounced the message (a 4xx): the destination is up. */
+  bounced: number;
   meanMs: number;
-  /** The last attempt's outcome: a network error, an HTTP status, or ok. */
+  /** How the last attempt failed transiently (a status or an error code); null when it did not. */
   last: string | null;
 }
 
@@ -49,7 +52,7 @@ const percentiles = (h: RecordableHistogram): [number, number, number] | null =>
 
 export class RecentActivity {
   private readonly perMinute = new Map<number, Minute>();
-  private readonly perDestination = new Map<string, { attempts: number; failures: number; totalMs: number; at: number; last: string | null }>();
+  private readonly perDestination = new Map<string, { attempts: number; failures: number; bounced: number; totalMs: number; at: number; last: string | null }>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -76,12 +79,14 @@ export class RecentActivity {
     if (detail.requestMs !== undefined) record(m.request, detail.requestMs);
     if (detail.deliveryMs !== undefined) record(m.delivery, detail.deliveryMs);
     if (detail.requestMs === undefined) return;
-    const d = this.perDestination.get(origin) ?? { attempts: 0, failures: 0, totalMs: 0, at, last: null };
+    const d = this.perDestination.get(origin) ?? { attempts: 0, failures: 0, bounced: 0, totalMs: 0, at, last: null };
     d.attempts++;
-    if (outcome !== 'delivered') d.failures++;
+    // A bounce is the message's failure (a 4xx: the destination answered and refused it), not the destination's.
+    if (outcome === 'deferred') d.failures++;
+    if (outcome === 'bounced') d.bounced++;
     d.totalMs += detail.requestMs;
     d.at = at;
-    d.last = detail.last ?? null;
+    d.last = outcome === 'deferred' ? (detail.last ?? 'failed') : null;
     // Most recently seen last: the oldest are the first to go.
     this.perDestination.delete(origin);
     this.perDestination.set(origin, d);
@@ -103,6 +108,6 @@ export class RecentActivity {
 
   destinations(): DestinationActivity[] {
     const since = this.now() - HOUR_MS;
-    return [...this.perDestination].filter(([, d]) => d.at >= since).map(([origin, d]) => ({ origin, attempts: d.attempts, failures: d.failures, meanMs: d.totalMs / Math.max(1, d.attempts), last: d.last }));
+    return [...this.perDestination].filter(([, d]) => d.at >= since).map(([origin, d]) => ({ origin, attempts: d.attempts, failures: d.failures, bounced: d.bounced, meanMs: d.totalMs / Math.max(1, d.attempts), last: d.last }));
   }
 }

@@ -25,7 +25,7 @@ export function isBrowsable(q: string): q is Browsable {
   return (BROWSABLE as readonly string[]).includes(q);
 }
 
-/** Names one request looks through at most. */
+/** Names one request reads at most (it finishes the group it is in). */
 export const SCAN_LIMIT = 100_000;
 /** Message files one request opens at most (to learn hosts it does not know). */
 const OPEN_LIMIT = 2_000;
@@ -65,6 +65,7 @@ export interface Page {
   rows: Row[];
   /** Give it as `after` for the next page; null when this one reached the end. */
   next: string | null;
+  /** Names read to make this page. */
   scanned: number;
   /** False when the request stopped at SCAN_LIMIT before the page was full: there may be more matches further on. */
   complete: boolean;
@@ -250,9 +251,10 @@ async function walk(spool: Spool, q: Omit<Query, 'limit'>, hosts: Hosts, take: (
     const items = await g.read();
     if (q.queue === 'incoming') await Promise.all(items.map(async (i) => (i.time = (await fsp.lstat(i.path).catch(() => null))?.mtimeMs ?? 0)));
     items.sort(cmp);
+    // Every name of a group is read, those before the cursor too: that is the cost.
+    scanned += items.length;
     for (const item of items) {
       if (after && cmp(item, after) <= 0) continue;
-      scanned++;
       if (prefix && !item.id.startsWith(prefix)) continue;
       if (q.since !== undefined && item.time < q.since) continue;
       const lastError = item.entry ? describeErrorToken(item.entry.lastError) : null;

@@ -13,9 +13,11 @@ export const SLOW_MS = 2000;
 
 /**
  * In this order: paused by an operator; held back by its circuit (dead, or
- * being probed); failing when its last attempt failed or more than a fifth
- * of the hour's did, whatever the failure (a refused connection fails fast:
- * it is failing, never slow); slow when it answers, but slowly.
+ * being probed); failing when its last attempt failed transiently or more
+ * than a fifth of the hour's did, whatever the failure (a refused connection
+ * fails fast: it is failing, never slow); slow when it answers, but slowly.
+ * A 4xx that bounces a message is the message's failure: the destination
+ * answered.
  */
 export function healthOf(state: string | undefined, paused: boolean, seen: DestinationActivity | undefined): Health {
   if (paused || state === 'paused') return 'paused';

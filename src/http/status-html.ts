@@ -133,7 +133,7 @@ function destinationsSection(s, limit) {
   const more = limit && rows.length > limit ? rows.length - limit : 0;
   if (limit) rows = rows.slice(0, limit);
   const head = (key, label) => { const th = el('th', { scope: 'col', 'aria-sort': sortKey === key ? (sortDir > 0 ? 'ascending' : 'descending') : 'none' }, el('button', { type: 'button', onclick: () => { sortDir = sortKey === key ? -sortDir : 1; sortKey = key; render(); } }, label)); return th; };
-  const heads = [head('origin', 'destination'), head('health', 'health'), 'window', head('inFlight', 'in flight'), head('waiting', 'waiting'), head('deferred', 'deferred'), ...s.ageBuckets.map((b) => el('th', { scope: 'col', title: 'deferred, by time since arrival' }, b.endsWith('+') ? '≥' + b.slice(0, -1) : '<' + b)), head('attempts', 'attempts (1 h)'), head('failures', 'failures'), head('meanMs', 'mean ms'), 'last error', actionsOn ? 'pause' : ''];
+  const heads = [head('origin', 'destination'), head('health', 'health'), 'window', head('inFlight', 'in flight'), head('waiting', 'waiting'), head('deferred', 'deferred'), ...s.ageBuckets.map((b) => el('th', { scope: 'col', title: 'deferred, by time since arrival' }, b.endsWith('+') ? '≥' + b.slice(0, -1) : '<' + b)), head('attempts', 'attempts (1 h)'), head('failures', 'failures'), head('bounced', 'bounced'), head('meanMs', 'mean ms'), 'last error', actionsOn ? 'pause' : ''];
   const body = rows.map((d) => {
     const act = el('td');
     if (actionsOn) {
@@ -142,7 +142,7 @@ function destinationsSection(s, limit) {
     }
     const health = el('td', { class: d.health }, d.health + (d.until && (d.health === 'dead' || d.health === 'probing') ? ' until ' + new Date(d.until).toLocaleTimeString() : ''));
     const link = el('a', { href: '#/queue/deferred?destination=' + encodeURIComponent(d.host) }, d.origin);
-    return tr([link, health, d.window === null ? '' : d.window + '/' + d.limit, d.inFlight, d.waiting, d.deferred, ...d.shape, d.attempts, d.failures, d.meanMs ?? '', d.lastError || '', act], { dataset: { destination: d.host, health: d.health } });
+    return tr([link, health, d.window === null ? '' : d.window + '/' + d.limit, d.inFlight, d.waiting, d.deferred, ...d.shape, d.attempts, d.failures, d.bounced, d.meanMs ?? '', d.lastError || '', act], { dataset: { destination: d.host, health: d.health } });
   });
   const filter = el('div', { class: 'filters' }, el('label', {}, 'Filter destinations', el('input', { id: 'dest-filter', value: destFilter, placeholder: 'host or health', oninput: (e) => { destFilter = e.target.value; render(); } })));
   const paused = s.paused.length ? [el('h3', {}, 'Paused'), table(['pattern', 'since', ''], s.paused.map((p) => tr([p.pattern, stamp(p.since), actionsOn ? el('button', { type: 'button', onclick: () => pauseAction('resume', [p.pattern]) }, 'resume') : ''], { dataset: { paused: p.pattern } })))] : [];
@@ -181,7 +181,7 @@ async function queueView(queue, params) {
   const nav = el('p', {},
     el('button', { type: 'button', disabled: pages.length === 0, onclick: () => { pages.pop(); render(); } }, '← previous'),
     el('button', { type: 'button', disabled: !p.next, onclick: () => { pages.push(p.next); render(); } }, 'next →'),
-    el('span', { class: 'muted', id: 'page-info' }, 'page ' + (pages.length + 1) + ' · ' + p.rows.length + ' shown' + (p.complete ? '' : ' · looked through ' + p.scanned + ' names and stopped: narrow the filter, or go on with next')));
+    el('span', { class: 'muted', id: 'page-info' }, 'page ' + (pages.length + 1) + ' · ' + p.rows.length + ' shown' + (p.complete ? '' : ' · read ' + p.scanned + ' names and stopped: narrow the filter, or go on with next')));
   const out = [section('Queue ' + queue, form, table(['id', 'destination', timeHead, 'attempts', 'last error'], rows, { id: 'queue-rows', dataset: { queue } }), nav)];
   if (actionsOn && p.actions.length && queue !== 'delivered') out.push(bulkSection(queue, q, p.actions));
   return out;

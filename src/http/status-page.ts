@@ -201,6 +201,7 @@ export class StatusPage {
         shape,
         attempts: s?.attempts ?? 0,
         failures: s?.failures ?? 0,
+        bounced: s?.bounced ?? 0,
         meanMs: s ? Math.round(s.meanMs) : null,
         lastError: d?.lastError ?? s?.last ?? null,
         until: d?.until ?? null,

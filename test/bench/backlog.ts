@@ -11,6 +11,8 @@
  * 2. Grows the queue to `--daemon-count` and starts the daemon on it: time to
  *    its first scan, resident memory and CPU while idle, and delivery of fresh
  *    messages dropped meanwhile (they must not wait behind the backlog).
+ * 3. Starts it again with --metrics and times the status page's views on
+ *    that backlog, as a browser asks for them.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -143,6 +145,64 @@ async function daemonRun(spool: string): Promise<Record<string, string>> {
   };
 }
 
+/**
+ * The status page's views on the backlog, as a browser asks for them: the
+ * daemon started with --metrics, each view timed from request to the last
+ * byte (median of 3, after one to warm up).
+ */
+async function viewTimings(spool: string): Promise<{ label: string; ms: number; note: string }[]> {
+  const child = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--metrics', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let address = '';
+  let buffered = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      buffered += c.toString();
+      for (const line of buffered.split('\n')) {
+        try {
+          const o = JSON.parse(line) as { event?: string; address?: string };
+          if (o.event === 'metrics-listening' && o.address) {
+            address = o.address;
+            resolve();
+          }
+        } catch {
+          /* a partial line */
+        }
+      }
+    });
+    child.once('exit', () => reject(new Error('spoold exited before serving the status page')));
+  });
+  child.stdout.resume();
+  const views: [string, string][] = [
+    ['overview (`/api/status`, every 2 s)', '/api/status'],
+    ['deferred, oldest first, first page of 50', '/api/queue?queue=deferred'],
+    ['deferred, newest first, first page of 50', '/api/queue?queue=deferred&order=newest'],
+    ['deferred, next page (cursor)', ''],
+    ['deferred of one destination', '/api/queue?queue=deferred&destination=api.beta.example'],
+    ['deferred, id prefix that matches nothing (stops after 100,000 names)', '/api/queue?queue=deferred&prefix=none-'],
+    ['search by id (a message in the middle)', `/api/message?id=bench-${Math.floor(DAEMON_COUNT / 2)}`],
+  ];
+  const rows: { label: string; ms: number; note: string }[] = [];
+  let next = '';
+  for (const [label, route] of views) {
+    const url = `http://${address}${route || `/api/queue?queue=deferred&after=${encodeURIComponent(next)}`}`;
+    const runs: number[] = [];
+    let note = '';
+    for (let r = 0; r < 4; r++) {
+      const t0 = performance.now();
+      const res = await fetch(url);
+      const body = (await res.json()) as { rows?: unknown[]; next?: string; scanned?: number; complete?: boolean };
+      if (r > 0) runs.push(performance.now() - t0);
+      if (route === '/api/queue?queue=deferred') next = body.next ?? '';
+      note = res.status !== 200 ? `HTTP ${res.status}` : body.rows ? `${body.rows.length} rows, ${body.scanned?.toLocaleString('en')} names read${body.complete === false ? ', stopped there' : ''}` : '';
+    }
+    runs.sort((a, b) => a - b);
+    rows.push({ label, ms: Math.round(runs[1]!), note });
+  }
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return rows;
+}
+
 async function main(): Promise<void> {
   const base = fs.mkdtempSync(path.join(DIR, 'spoold-bench-'));
   const spool = path.join(base, 'spool');
@@ -161,10 +221,12 @@ async function main(): Promise<void> {
   ];
 
   let daemon: Record<string, string> | null = null;
+  let views: { label: string; ms: number; note: string }[] = [];
   if (DAEMON_COUNT > 0) {
     console.error(`growing to ${DAEMON_COUNT.toLocaleString('en')} deferred messages`);
     generate(spool, COUNT, DAEMON_COUNT, now);
     daemon = await daemonRun(spool);
+    views = await viewTimings(spool);
     rows.push(
       timeIt(`spoolctl list --limit 100 (${DAEMON_COUNT.toLocaleString('en')} deferred)`, ['list', '--limit', '100', '--spool', spool]),
       timeIt(`spoolctl stats (${DAEMON_COUNT.toLocaleString('en')} deferred)`, ['stats', '--spool', spool]),
@@ -191,6 +253,9 @@ async function main(): Promise<void> {
       `| CPU idle, the backlog waiting (30 s) | ${daemon.idle} |`,
       `| fresh messages meanwhile (5/s) | ${daemon.fresh} |`,
     );
+  }
+  if (views.length > 0) {
+    lines.push('', `| status page on ${DAEMON_COUNT.toLocaleString('en')} deferred (\`--metrics\`), one view | time | |`, '|---|---:|---|', ...views.map((r) => `| ${r.label} | ${r.ms} ms | ${r.note} |`));
   }
   const table = lines.join('\n');
   console.log(table);

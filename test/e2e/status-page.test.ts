@@ -64,10 +64,16 @@ describe('status page', () => {
     await page.waitForFunction(() => document.querySelector('[data-queue=bounced] b')?.textContent === '25', undefined, { timeout: 15_000 });
     await page.waitForFunction(() => document.querySelector('[data-queue=deferred] b')?.textContent === '3', undefined, { timeout: 15_000 });
     assert.equal(await page.locator(`#destinations tr[data-destination="${new URL(other.url).host}"]`).getAttribute('data-health'), 'failing', 'a destination failing every attempt');
+    assert.equal(await page.locator(`#destinations tr[data-destination="${new URL(sink.url).host}"]`).getAttribute('data-health'), 'ok', 'a destination that answers, refusing some messages with a 4xx');
     await page.locator('svg[aria-label^="Request time"] circle').first().waitFor({ timeout: 15_000 });
-    const shot = path.join(process.env.SPOOLD_SCREENSHOT_DIR ?? tempDir('spoold-shot-'), 'status-page.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    assert.ok(fs.statSync(shot).size > 10_000, 'a screenshot was taken');
+    // The README's screenshots (SPOOLD_SCREENSHOT_DIR=test/e2e), taken here as a user sees the page.
+    const shots = process.env.SPOOLD_SCREENSHOT_DIR ?? tempDir('spoold-shot-');
+    const shoot = async (name: string) => {
+      const file = path.join(shots, name);
+      await page.screenshot({ path: file, fullPage: true });
+      assert.ok(fs.statSync(file).size > 10_000, `screenshot ${name}`);
+    };
+    await shoot('status-page.png');
 
     // Search by id, and read the message: its queue, its attempts, its headers redacted.
     await page.getByLabel('Message id').fill('invoice-1.sent');
@@ -84,12 +90,14 @@ describe('status page', () => {
     await page.goto(`http://${address}/#/message/refund-07`);
     await page.locator('[data-copy=bounced]').waitFor({ timeout: 15_000 });
     assert.match((await page.locator('[data-copy=bounced]').textContent()) ?? '', /HTTP 422: field "amount" is required/);
+    await shoot('status-message.png');
 
     // Page through bounced/, newest first, 10 at a time.
     await page.goto(`http://${address}/#/queue/bounced?order=newest&limit=10`);
     const ids = async () => page.locator('#queue-rows tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id!));
     await page.waitForFunction(() => document.querySelectorAll('#queue-rows tbody tr').length === 10, undefined, { timeout: 15_000 });
     const first = await ids();
+    await shoot('status-queue.png');
     await page.getByRole('button', { name: 'next →' }).click();
     await page.waitForFunction((before) => document.querySelector<HTMLElement>('#queue-rows tbody tr')?.dataset.id !== before, first[0], { timeout: 15_000 });
     const second = await ids();

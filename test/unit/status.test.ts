@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { healthOf } from '../../src/http/health.js';
 import { RecentActivity } from '../../src/http/activity.js';
 
-const seen = (attempts: number, failures: number, meanMs: number, last: string | null) => ({ origin: 'https://a.example', attempts, failures, meanMs, last });
+const seen = (attempts: number, failures: number, meanMs: number, last: string | null) => ({ origin: 'https://a.example', attempts, failures, bounced: 0, meanMs, last });
 
 describe('destination health', () => {
   it('calls a destination that refuses every connection failing, never slow', () => {
@@ -38,15 +38,17 @@ describe('the last hour', () => {
     let now = 1_800_000_000_000;
     const a = new RecentActivity(() => now);
     for (let i = 1; i <= 100; i++) a.record('delivered', 'https://a.example', { requestMs: i, deliveryMs: i * 10 });
+    a.record('bounced', 'https://a.example', { requestMs: 3, last: '422' });
     a.record('deferred', 'https://a.example', { requestMs: 3, last: '503' });
     let m = a.minutes();
     assert.equal(m.length, 60);
     const current = m.at(-1)!;
     assert.equal(current.delivered, 100);
     assert.equal(current.deferred, 1);
+    assert.equal(current.bounced, 1);
     assert.ok(current.request && current.request[0] >= 49 && current.request[0] <= 51, `p50 ${current.request?.[0]}`);
     assert.ok(current.delivery && current.delivery[2] >= 980 && current.delivery[2] <= 1010, `p99 ${current.delivery?.[2]}`);
-    assert.deepEqual(a.destinations().map((d) => [d.attempts, d.failures, d.last]), [[101, 1, '503']]);
+    assert.deepEqual(a.destinations().map((d) => [d.attempts, d.failures, d.bounced, d.last]), [[102, 1, 1, '503']], 'a bounce is not the destination failing');
     now += 61 * 60_000;
     m = a.minutes();
     assert.equal(m.reduce((n, x) => n + x.delivered, 0), 0, 'an hour later');
