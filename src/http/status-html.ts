@@ -164,8 +164,8 @@ function settings(s) {
 let pages = [];
 async function queueView(queue, params) {
   const q = new URLSearchParams(params);
-  const order = q.get('order') || 'oldest';
-  const form = el('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); const f = new FormData(e.target); const p = new URLSearchParams(); for (const [k, v] of f) if (v && k !== 'queue') p.set(k, String(v)); pages = []; location.hash = '#/queue/' + f.get('queue') + (p.toString() ? '?' + p : ''); } },
+  const order = q.get('order') || (['bounced', 'hold', 'delivered'].includes(queue) ? 'newest' : 'oldest');
+  const form = el('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); const f = new FormData(e.target); const p = new URLSearchParams(); for (const [k, v] of f) if (v && k !== 'queue') p.set(k, String(v)); const target = '#/queue/' + f.get('queue') + (p.toString() ? '?' + p : ''); if (location.hash === target) { pages = []; render(); } else location.hash = target; } },
     el('label', {}, 'Queue', el('select', { name: 'queue' }, QUEUES.map((x) => el('option', { value: x, selected: x === queue }, x)))),
     el('label', {}, 'Order', el('select', { name: 'order' }, ['oldest', 'newest'].map((x) => el('option', { value: x, selected: x === order }, x + ' first')))),
     el('label', {}, 'Destination', el('input', { name: 'destination', value: q.get('destination') || '', size: 18 })),
@@ -173,7 +173,7 @@ async function queueView(queue, params) {
     el('label', {}, 'Id prefix', el('input', { name: 'prefix', value: q.get('prefix') || '', size: 14 })),
     el('label', {}, 'Since', el('input', { name: 'since', type: 'datetime-local', step: 1, value: q.get('since') || '' })),
     el('button', { type: 'submit' }, 'Show'));
-  const api_q = new URLSearchParams(q); api_q.set('queue', queue); if (q.get('since')) api_q.set('since', String(new Date(q.get('since')).getTime()));
+  const api_q = new URLSearchParams(q); api_q.set('queue', queue); api_q.set('order', order); if (q.get('since')) api_q.set('since', String(new Date(q.get('since')).getTime()));
   const after = pages.at(-1); if (after) api_q.set('after', after);
   const p = await api('/api/queue?' + api_q);
   const timeHead = queue === 'deferred' ? 'next attempt' : queue === 'delivered' ? 'delivered' : 'since';
@@ -254,7 +254,8 @@ async function render() {
 function about(s) { document.getElementById('about').textContent = 'v' + s.version + ' · up ' + ago(s.startedAt, s.now).replace(' ago', '') + ' · ' + bytes(s.memory.rss); }
 function refresh() { const r = (location.hash.slice(1) || '/').split('?')[0]; if (r === '/' || r === '/destinations' || r === '/settings') render(); else api('/api/status').then(about, () => {}); }
 document.getElementById('search').onsubmit = (e) => { e.preventDefault(); location.hash = '#/message/' + encodeURIComponent(document.getElementById('search-id').value.trim()); };
-window.addEventListener('hashchange', () => { if (!location.hash.startsWith('#/queue/')) pages = []; render(); });
+// Next and previous re-render in place; any new address starts at its first page.
+window.addEventListener('hashchange', () => { pages = []; render(); });
 render(); setInterval(refresh, 2000);
 </script></body></html>
 `;

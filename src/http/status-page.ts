@@ -48,6 +48,7 @@ const isAction = (a: unknown): a is Action => typeof a === 'string' && (ACTIONS 
 export const BULK_LIMIT = 100_000;
 
 const BODY_LIMIT = 16 * 1024;
+const NEWEST_FIRST = new Set(['bounced', 'hold', 'delivered']);
 
 class Refusal extends Error {
   constructor(
@@ -233,7 +234,8 @@ export class StatusPage {
   private async browse(q: URLSearchParams): Promise<unknown> {
     const queue = q.get('queue') ?? 'deferred';
     if (!isBrowsable(queue)) throw new Refusal(400, `no queue ${JSON.stringify(queue)}`);
-    const order = q.get('order') === 'newest' ? 'newest' : 'oldest';
+    // Where the newest matter most (what just bounced, was held or delivered), newest first unless asked.
+    const order = q.get('order') === 'newest' || q.get('order') === 'oldest' ? (q.get('order') as 'newest' | 'oldest') : NEWEST_FIRST.has(queue) ? 'newest' : 'oldest';
     const limit = Number(q.get('limit') ?? 50);
     const p = await queuePage(this.spool, { queue, order, limit: Number.isFinite(limit) ? limit : 50, ...filterOf(Object.fromEntries(q)), ...(q.get('after') && { after: q.get('after')! }) }, this.hosts);
     return { queue, order, actions: ACTIONS_BY_QUEUE[queue], ...p };

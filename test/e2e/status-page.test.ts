@@ -108,6 +108,10 @@ describe('status page', () => {
     assert.ok(await page.getByRole('button', { name: 'next →' }).isDisabled(), 'the last page');
     await page.getByRole('button', { name: '← previous' }).click();
     await page.waitForFunction((want) => document.querySelector<HTMLElement>('#queue-rows tbody tr')?.dataset.id === want, second[0], { timeout: 15_000 });
+    // bounced/ opens newest first: what just bounced is what an operator looks for.
+    await page.goto(`http://${address}/#/queue/bounced?limit=10`);
+    await page.waitForFunction((want) => document.querySelector<HTMLElement>('#queue-rows tbody tr')?.dataset.id === want, first[0], { timeout: 15_000 });
+    assert.deepEqual(await ids(), first);
 
     // Pause a destination from its row: nothing goes to it; resume: it goes.
     await page.goto(`http://${address}/#/destinations`);
