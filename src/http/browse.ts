@@ -178,25 +178,21 @@ const cursorOf = (x: { time: number; name: string }) => `${x.time}~${x.name}`;
  */
 export class Hosts {
   private readonly known = new Map<string, string>();
-  opened = 0;
 
-  async of(item: { path: string; entry: Entry | null }): Promise<string> {
+  /** `budget`: what one request may still open (OPEN_LIMIT each); beyond it the host shows as "?". */
+  of(item: { path: string; entry: Entry | null }, budget: { left: number }): string {
     const tag = item.entry?.destination ?? '-';
     const known = this.known.get(tag);
     if (known !== undefined) return known;
-    if (this.opened >= OPEN_LIMIT) return '?';
-    this.opened++;
-    const host = hostOfUrl((await readJson(item.path))?.url);
+    if (budget.left <= 0) return '?';
+    budget.left--;
+    // Without following links, as every reader of message files (control.ts).
+    const host = hostOfUrl(readMessageFile(item.path)?.url);
     if (tag !== '-' && isTrustedTag(tag)) {
       if (this.known.size > 10_000) this.known.clear();
       this.known.set(tag, host);
     }
     return host;
-  }
-
-  /** Tells the host of a tag already known from elsewhere (the daemon's destination table). */
-  teach(tag: string, host: string): void {
-    if (isTrustedTag(tag)) this.known.set(tag, host);
   }
 }
 
@@ -205,22 +201,6 @@ function hostOfUrl(url: unknown): string {
     return typeof url === 'string' ? new URL(url).host : '-';
   } catch {
     return '-';
-  }
-}
-
-async function readJson(file: string): Promise<Record<string, unknown> | null> {
-  try {
-    const fh = await fsp.open(file, 'r');
-    try {
-      const st = await fh.stat();
-      if (!st.isFile() || st.size > 16 * 1024 * 1024) return null;
-      const v: unknown = JSON.parse(await fh.readFile('utf8'));
-      return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-    } finally {
-      await fh.close().catch(() => {});
-    }
-  } catch {
-    return null;
   }
 }
 
@@ -245,6 +225,7 @@ async function walk(spool: Spool, q: Omit<Query, 'limit'>, hosts: Hosts, take: (
   const error = q.error?.trim().toLowerCase();
   const prefix = q.prefix?.trim();
   let scanned = 0;
+  const budget = { left: OPEN_LIMIT };
   for (const g of await groups(spool, q.queue, q.order)) {
     // A group wholly on the far side of the cursor has nothing for this page.
     if (after && (sign > 0 ? g.hi <= after.time : g.lo > after.time)) continue;
@@ -259,7 +240,7 @@ async function walk(spool: Spool, q: Omit<Query, 'limit'>, hosts: Hosts, take: (
       if (q.since !== undefined && item.time < q.since) continue;
       const lastError = item.entry ? describeErrorToken(item.entry.lastError) : null;
       if (error && !(lastError ?? '').toLowerCase().includes(error) && !(item.entry?.lastError ?? '').toLowerCase().includes(error)) continue;
-      const destination = await hosts.of(item);
+      const destination = hosts.of(item, budget);
       if (q.destination && !destinationMatches(q.destination, destination)) continue;
       const row: Row = { id: item.id, queue: q.queue, name: item.name, time: item.time, arrival: item.entry?.arrival ?? null, attempts: item.entry?.attempts ?? 0, destination, lastError };
       if (!take(item, row)) return { scanned, stoppedAt: item, limited: false };
@@ -280,14 +261,14 @@ export async function page(spool: Spool, q: Query, hosts: Hosts = new Hosts()): 
   if (q.queue === 'delivered') {
     // The hour is in the folder; the time of the 2xx is in the record, read for the rows shown only.
     for (const row of rows) {
-      const at = (await readAttemptsAsync(spool, row)).at(-1)?.at;
+      const at = attemptsOfDelivery(spool, row).at(-1)?.at;
       if (at !== undefined) row.time = at;
     }
   }
   return { rows, next: r.stoppedAt ? cursorOf(r.stoppedAt) : null, scanned: r.scanned, complete: !r.limited };
 }
 
-async function readAttemptsAsync(spool: Spool, row: Row): Promise<AttemptRecord[]> {
+function attemptsOfDelivery(spool: Spool, row: Row): AttemptRecord[] {
   const base = row.name.slice(0, -'.json'.length);
   const hour = Math.floor(row.time / DELIVERED_BUCKET_MS) * DELIVERED_BUCKET_MS;
   return readAttemptsFile(path.join(spool.dir('delivered'), String(hour), `${base}.attempts.jsonl`));
@@ -309,11 +290,6 @@ export async function select(spool: Spool, queue: Queue, filter: Filter, max: nu
     }
     after = cursorOf(r.stoppedAt!);
   }
-}
-
-export interface Found extends Located {
-  /** The host, from the message itself. */
-  destination: string;
 }
 
 /**

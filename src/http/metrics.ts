@@ -15,7 +15,7 @@ import path from 'node:path';
 import client from 'prom-client';
 import { QUEUES, type Queue, type Spool } from '../spool/layout.js';
 import type { Logger } from '../service/log.js';
-import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName } from '../spool/names.js';
+import { parseActiveName, parseBucketName, parseEntry, parseIncomingName, parseLineName, type Entry } from '../spool/names.js';
 import type { DeliveryObserver, QueueManager } from '../queue/queue-manager.js';
 import { StatusPage } from './status-page.js';
 import { errnoOf } from '../errors.js';
@@ -52,10 +52,14 @@ async function countQueue(spool: Spool, queue: Queue, shape?: BacklogShape, now 
     try {
       for await (const d of await fsp.opendir(dir, { bufferSize: 256 })) {
         if (nested && d.isDirectory() && isGroup(d.name)) n += await count(path.join(dir, d.name), false);
-        else if (accept(d.name)) {
-          n++;
-          if (shape) addToShape(shape, path.join(dir, d.name), d.name, now);
-        }
+        else if (shape) {
+          // Parsed once: counted and shaped.
+          const e = parseEntry(d.name);
+          if (e) {
+            n++;
+            addToShape(shape, path.join(dir, d.name), e, now);
+          }
+        } else if (accept(d.name)) n++;
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -65,9 +69,7 @@ async function countQueue(spool: Spool, queue: Queue, shape?: BacklogShape, now 
   return count(spool.dir(queue), queue === 'deferred' || queue === 'ordered');
 }
 
-function addToShape(shape: BacklogShape, file: string, name: string, now: number): void {
-  const e = parseEntry(name);
-  if (!e) return;
+function addToShape(shape: BacklogShape, file: string, e: Entry, now: number): void {
   const ageMin = (now - e.arrival) / 60_000;
   let b = AGE_BUCKETS_MIN.findIndex((limit) => ageMin < limit);
   if (b < 0) b = AGE_BUCKETS_MIN.length;

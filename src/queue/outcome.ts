@@ -33,7 +33,7 @@ import { attemptRecord, recordAttempt, type AttemptRecord } from '../spool/histo
  */
 export interface DeliveryObserver {
   moved(from: 'incoming' | 'deferred' | 'active' | 'ordered', to: 'active' | 'deferred' | 'bounced' | 'ordered' | null): void;
-  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; dueSince?: number; bytes?: number; last?: string }): void;
+  outcome(outcome: 'delivered' | 'deferred' | 'bounced', destination: string, detail: { ms?: number; attempts?: number; dueSince?: number; bytes?: number; /** A deferral's error token. */ last?: string }): void;
   /** A message was claimed for the first time. */
   received(destination: string, bytes: number): void;
   /** A claimed message went back to deferred/ unsent. */
@@ -155,7 +155,7 @@ export class Outcomes {
     const announce = announces({ url: config.bounceHook, command: config.bounceCommand }, entry.id) ? (name: string) => writeNotice(this.host.spool, name, record) : undefined;
     this.host.move(entry.id, 'bounced', () => moveToBounced(this.host.spool, claimed.path, bounced, record, announce));
     this.host.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
-    this.host.observer()?.outcome('bounced', origin ?? '-', ms === undefined ? { last: lastError } : { ms, last: lastError });
+    this.host.observer()?.outcome('bounced', origin ?? '-', ms === undefined ? {} : { ms });
     this.host.lines.done(entry.id);
     this.host.bounced(record);
   }
