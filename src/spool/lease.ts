@@ -7,8 +7,11 @@
  * new beat number, through write-file-atomic (never read half-written). A peer is judged dead
  * when its lease has not changed for a whole lease time *as counted by the
  * observer's own monotonic clock*: no clocks are compared between hosts, so
- * skew cannot make a live daemon look dead, nor a dead one alive. On the
- * same host a lease whose process is gone is dead at once.
+ * skew cannot make a live daemon look dead, nor a dead one alive. A lease
+ * whose process is gone from the pid space we share is dead at once. A pid
+ * space is one kernel boot (its boot id) and one pid namespace, not a host
+ * name: containers that share a name, or a kernel, see each other's pids as
+ * gone while both run, and must wait the lease time like any remote peer.
  *
  * Only then are its claims (active/ names prefixed with its owner id) made
  * due again; a live daemon's claims are never touched, however long its
@@ -18,13 +21,17 @@ import { randomBytes } from 'node:crypto';
 import writeFileAtomic from 'write-file-atomic';
 import fs from 'node:fs';
 import os from 'node:os';
+import { systemClock } from './clock-steps.js';
 import { streamDir, type Spool } from './layout.js';
 import { isAlive } from './lock.js';
 import { isValidOwner } from './names.js';
+import { readRecord } from './staging.js';
 
 interface LeaseRecord {
   owner: string;
   host: string;
+  /** `<boot id>/<pid namespace>`; absent in leases of spoold 0.2.0 and before. */
+  space?: string;
   pid: number;
   ttl: number;
   beat: number;
@@ -43,7 +50,7 @@ const OWNER_ID = /^[A-Za-z0-9-]{1,24}\.\d{1,10}\.[0-9a-f]{6}$/;
 function readLease(file: string): { content: string; record: LeaseRecord | null } | null {
   let content: string;
   try {
-    content = fs.readFileSync(file, 'utf8');
+    content = readRecord(file);
   } catch {
     return null;
   }
@@ -61,8 +68,26 @@ export function leaseOwners(spool: Spool): string[] {
   return owners;
 }
 
+function readSpace(): string {
+  try {
+    const boot = systemClock.boot();
+    const ns = fs.readlinkSync('/proc/self/ns/pid');
+    return boot && ns ? `${boot}/${ns}` : '';
+  } catch {
+    return '';
+  }
+}
+
+/** Ours, read once: empty where /proc cannot tell, and then no lease is judged by its pid. */
+const SPACE = readSpace();
+
+/** Whether this lease's pid means a process we can see. */
+function samePidSpace(record: LeaseRecord | null): boolean {
+  return record !== null && SPACE !== '' && record.space === SPACE && record.host === os.hostname();
+}
+
 function deadHere(record: LeaseRecord | null): boolean {
-  return record !== null && record.host === os.hostname() && !isAlive(record.pid);
+  return samePidSpace(record) && !isAlive(record!.pid);
 }
 
 export class Leases {
@@ -92,7 +117,7 @@ export class Leases {
     const now = performance.now();
     const lateMs = this.lastRenew === null ? 0 : Math.max(0, Math.round(now - this.lastRenew - this.ttl));
     this.beat++;
-    const record: LeaseRecord = { owner: this.owner, host: os.hostname(), pid: process.pid, ttl: this.ttl, beat: this.beat, at: new Date().toISOString() };
+    const record: LeaseRecord = { owner: this.owner, host: os.hostname(), space: SPACE, pid: process.pid, ttl: this.ttl, beat: this.beat, at: new Date().toISOString() };
     // Liveness, not data: no fsync. A lease lost in a power cut belongs to a daemon that is gone too.
     writeFileAtomic.sync(file, JSON.stringify(record) + '\n', { mode: 0o600, fsync: false });
     this.lastRenew = now;
@@ -162,7 +187,7 @@ export function liveLeases(spool: Spool, now: number = Date.now()): string[] {
       fs.rmSync(file, { force: true });
       continue;
     }
-    const sameHost = lease.record?.host === os.hostname();
+    const sameHost = samePidSpace(lease.record);
     let mtime = 0;
     try {
       mtime = fs.statSync(file).mtimeMs;
