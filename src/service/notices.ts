@@ -33,7 +33,7 @@ import { errnoOf, SpoolError } from '../errors.js';
 import { streamDir, type Spool } from '../spool/layout.js';
 import type { Logger } from './log.js';
 import type { BounceRecord } from '../spool/moves.js';
-import { writeRecord } from '../spool/staging.js';
+import { readRecord, writeRecord } from '../spool/staging.js';
 
 export const NOTICE_PREFIX = 'bounce-notice.';
 
@@ -165,7 +165,7 @@ export class Outbox {
     const file = this.spool.path('notices', name);
     let notice: Notice;
     try {
-      notice = JSON.parse(fs.readFileSync(file, 'utf8')) as Notice;
+      notice = JSON.parse(readRecord(file)) as Notice;
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return true;
       this.log.error({ event: 'notice-failed', file: name, error: errnoOf(err) ?? 'not JSON' }, 'a notice in the outbox cannot be read; removed');

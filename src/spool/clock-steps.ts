@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Spool } from './layout.js';
-import { writeRecord } from './staging.js';
+import { readRecord, writeRecord } from './staging.js';
 
 /** A jump of the wall clock against the monotonic one larger than this is a step. */
 export const STEP_MS = 2000;
@@ -69,7 +69,7 @@ export class ClockSteps {
   load(): number | null {
     let rec: Record | null = null;
     try {
-      rec = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Record;
+      rec = JSON.parse(readRecord(this.file)) as Record;
     } catch {
       /* none yet, or unreadable: nothing is known */
     }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { streamDir, type Spool } from './layout.js';
 import { formatLineName, parseLineName, type Entry } from './names.js';
-import { writeRecord } from './staging.js';
+import { readRecord, writeRecord } from './staging.js';
 
 export interface HeadRecord {
   id: string;
@@ -20,7 +20,7 @@ const HEAD = '.head';
 
 export function readHead(spool: Spool, tag: string): HeadRecord | null {
   try {
-    const r = JSON.parse(fs.readFileSync(path.join(spool.lineDir(tag), HEAD), 'utf8')) as HeadRecord;
+    const r = JSON.parse(readRecord(path.join(spool.lineDir(tag), HEAD))) as HeadRecord;
     return typeof r.id === 'string' && typeof r.path === 'string' ? r : null;
   } catch {
     return null;

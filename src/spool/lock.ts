@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { errnoOf, SpoolError } from '../errors.js';
+import { readRecord } from './staging.js';
 
 const PREFIX = 'spoold.lock.';
 const GENERATION = /^spoold\.lock\.(\d{1,15})$/;
@@ -51,7 +52,7 @@ interface Holder {
 function readHolder(file: string): Holder | null {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRecord(file);
   } catch {
     return null;
   }

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { matches } from '../delivery/guard.js';
 import { SpoolError } from '../errors.js';
 import type { Spool } from './layout.js';
+import { readRecord } from './staging.js';
 
 export interface Pause {
   pattern: string;
@@ -64,7 +65,7 @@ export function readPauses(spool: Spool): Pause[] {
   for (const name of names) {
     if (!name.endsWith('.json')) continue;
     try {
-      const p = JSON.parse(fs.readFileSync(path.join(spool.dir('paused'), name), 'utf8')) as Pause;
+      const p = JSON.parse(readRecord(path.join(spool.dir('paused'), name))) as Pause;
       if (typeof p.pattern === 'string' && typeof p.since === 'number') out.push({ pattern: p.pattern, since: p.since, until: typeof p.until === 'number' ? p.until : null });
     } catch {
       /* half-written by a killed spoolctl, or not ours */
@@ -100,7 +101,7 @@ export function resume(spool: Spool, raw: string, now: number = Date.now()): 're
   const file = activePath(spool, pattern);
   let since: number;
   try {
-    since = (JSON.parse(fs.readFileSync(file, 'utf8')) as Pause).since;
+    since = (JSON.parse(readRecord(file)) as Pause).since;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'not-paused';
     since = now;

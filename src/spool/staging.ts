@@ -78,6 +78,27 @@ export async function stage(spool: Spool, id: string, data: string | Buffer): Pr
 }
 
 /**
+ * Reads a small record (a lease, an ordering head, a pause) whole. Through
+ * its own descriptor and the Buffer path, because Node 20's utf8 fast path of
+ * readFileSync(path, 'utf8') aborts the process when close(2) fails, which
+ * network and FUSE file systems do (ESTALE, ENOENT for a file another client
+ * just replaced). Once the bytes are read, a failed close changes nothing.
+ * Throws what open or read throw.
+ */
+export function readRecord(file: string): string {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return fs.readFileSync(fd).toString('utf8');
+  } finally {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* the bytes are read: nothing is lost with the descriptor */
+    }
+  }
+}
+
+/**
  * Writes a small record (a bounce reason, an ordering head, the destinations
  * state) whole under a dot-name in tmp/, optionally fsyncs it, and renames
  * it over `target`: readers see the old record or the new one, never part of
