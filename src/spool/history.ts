@@ -27,6 +27,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { AttemptResult } from '../delivery/classify.js';
 import type { Spool } from './layout.js';
+import { readRecord } from './staging.js';
 
 /** One attempt, as recorded (and as `spoolctl history --json` prints it). */
 export type AttemptRecord =
@@ -56,7 +57,7 @@ export function recordAttempt(spool: Spool, id: string, record: AttemptRecord): 
 export function readAttemptsFile(file: string): AttemptRecord[] {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRecord(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;

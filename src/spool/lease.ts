@@ -82,12 +82,12 @@ function readSpace(): string {
 const SPACE = readSpace();
 
 /** Whether this lease's pid means a process we can see. */
-function samePidSpace(record: LeaseRecord | null): boolean {
+function samePidSpace(record: LeaseRecord | null): record is LeaseRecord {
   return record !== null && SPACE !== '' && record.space === SPACE && record.host === os.hostname();
 }
 
 function deadHere(record: LeaseRecord | null): boolean {
-  return samePidSpace(record) && !isAlive(record!.pid);
+  return samePidSpace(record) && !isAlive(record.pid);
 }
 
 export class Leases {

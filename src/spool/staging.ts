@@ -78,7 +78,7 @@ export async function stage(spool: Spool, id: string, data: string | Buffer): Pr
 }
 
 /**
- * Reads a small record (a lease, an ordering head, a pause) whole. Through
+ * Reads a small record (a lease, an ordering head, a pause, a history) whole. Through
  * its own descriptor and the Buffer path, because Node 20's utf8 fast path of
  * readFileSync(path, 'utf8') aborts the process when close(2) fails, which
  * network and FUSE file systems do (ESTALE, ENOENT for a file another client
