@@ -11,7 +11,6 @@
  * message id and queue; the message stays where it was.
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { moveIfPresent } from './claim.js';
 import { SpoolError } from '../errors.js';
@@ -41,14 +40,18 @@ export function complete(activePath: string): void {
  * The same, through the thread pool. On a journalled disk an unlink of a
  * file fsynced a moment ago waits for the journal commit that the producers'
  * fsyncs keep forcing (0.4-0.8 ms here, against 14 us for an old file): on
- * the event loop that wait held up every other message.
+ * the event loop that wait held up every other message. Node's callback
+ * form, not fs/promises: on Node 20 fsp.unlink costs the event loop 16-19 us
+ * a call against 9-11 for this (20,000 unlinks on tmpfs, one run), paid for
+ * every message delivered.
  */
-export async function completeAsync(activePath: string): Promise<void> {
-  try {
-    await fsp.unlink(activePath);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+export function completeAsync(activePath: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    fs.unlink(activePath, (err) => {
+      if (err && err.code !== 'ENOENT') reject(err);
+      else resolve();
+    }),
+  );
 }
 
 /**
