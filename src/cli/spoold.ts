@@ -13,7 +13,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { errnoOf, SpoolError } from '../errors.js';
 import { ConfigError, defaultText, readConfigFile, resolveConfig, SETTINGS, type Config } from '../service/config.js';
 import { VERSION } from '../version.js';
-import { oneLineErrors } from './conventions.js';
+import { oneLineErrors, stdout } from './conventions.js';
 
 type Flags = Partial<Record<keyof Config, string>> & { config?: string };
 
@@ -90,8 +90,8 @@ Examples:
       const config = loader(flags)();
       if (json) {
         const { publicSettings } = await import('../service/config.js');
-        process.stdout.write(JSON.stringify(publicSettings(config), null, 2) + '\n');
-      } else process.stdout.write('configuration ok\n');
+        stdout().write(JSON.stringify(publicSettings(config), null, 2) + '\n');
+      } else stdout().write('configuration ok\n');
     });
 
   program
@@ -136,18 +136,12 @@ Examples:
         shutdownGrace: grace,
       };
       for (const w of unitWarnings(unit)) process.stderr.write(`spoold: warning: ${w}\n`);
-      process.stdout.write(renderUnit(unit));
+      stdout().write(renderUnit(unit));
     });
   return program;
 }
 
 async function main(): Promise<void> {
-  // `spoold --help | head`: the reader left; stop quietly. (The daemon's log
-  // goes to fd 1 through pino's own writer, not through this stream.)
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   try {
     await makeProgram().parseAsync(process.argv);
   } catch (err) {

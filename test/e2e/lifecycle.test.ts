@@ -264,6 +264,16 @@ describe('lifecycle', () => {
     }
   });
 
+  it('leaves its standard output blocking, so a slow log reader is waited for, never slept on', async () => {
+    // Made non-blocking (by touching process.stdout), fd 1 answers EAGAIN when
+    // the pipe or journal socket is full, and pino's writer then sleeps the
+    // whole daemon 100 ms at a time.
+    const d = await startDaemon(tempSpool());
+    const flags = Number.parseInt(/^flags:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${d.child.pid}/fdinfo/1`, 'utf8'))![1]!, 8);
+    assert.equal(flags & 0o4000, 0, `fd 1 flags ${flags.toString(8)}: O_NONBLOCK set`);
+    await d.stop();
+  });
+
   it('prints its version with --version and -V', () => {
     const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) {
