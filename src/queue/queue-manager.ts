@@ -37,7 +37,7 @@ import type { Config, DeliveryPolicy, DestinationSettings } from '../service/con
 import type { Logger } from '../service/log.js';
 import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
-import { complete, completeAsync, type BounceRecord } from '../spool/moves.js';
+import { complete, completeSomewhere, UnlinkPlace, type BounceRecord } from '../spool/moves.js';
 import { clearDelayed, dropAttempts, keepDelivered, type AttemptRecord } from '../spool/history.js';
 import { notifies, writeMessageNotice } from '../service/notices.js';
 import { isPaused, pausedFor, readPauses, type Pause } from '../spool/pauses.js';
@@ -102,6 +102,8 @@ export class QueueManager {
   private readonly inFlight = new Set<Promise<void>>();
   /** Delivered messages whose unlink is under way (see remove). */
   private readonly removing = new Set<Promise<void>>();
+  /** Whether those unlinks are done on the event loop or in the thread pool. */
+  private readonly unlinkPlace = new UnlinkPlace();
   /** Senders with requests in flight, by how many (an old one lingers after a reload until its last answer). */
   private readonly senders = new Map<Sender, number>();
   /** Moves that failed (disk full, permissions): retried on every tick; no claiming meanwhile. */
@@ -745,8 +747,9 @@ export class QueueManager {
   }
 
   /**
-   * A delivered message's file is removed through the thread pool, so that
-   * the unlink's wait for the disk holds up no other message. Until it is
+   * A delivered message's file is removed through the thread pool while the
+   * disk makes unlinks wait, so that the wait holds up no other message, and
+   * on the event loop while they are quick (see UnlinkPlace). Until it is
    * gone the file stays in active/, as it did between the answer and a
    * synchronous unlink: a crash then means one more send, as before. A
    * removal that fails is retried on each tick like any failed move. The id
@@ -759,7 +762,7 @@ export class QueueManager {
     const retried = job.claimed.entry.attempts > 1;
     const p = this.keepOrForget(id, activePath, final, retried)
       .then(() => this.announceDelivery(job, final, retried))
-      .then(() => completeAsync(activePath))
+      .then(() => completeSomewhere(activePath, this.unlinkPlace))
       .then(
         () => true,
         () => false,
