@@ -196,18 +196,12 @@ describe('lifecycle', () => {
     const daemon = await startDaemon(spool, ['--concurrency', '64', '--per-destination', '64'], { maxFiles: 64 });
     try {
       const ids = Array.from({ length: 300 }, (_, i) => `fd-${i}`);
-      const started = Date.now();
       for (const id of ids) drop(spool, id, { url: `${sink.url}/x` });
       await waitFor('all delivered', () => ids.every((id) => daemon.events('delivered', id).length === 1), 30_000);
-      const seconds = (Date.now() - started) / 1000;
       assert.equal(daemon.events('bounced').length, 0, 'a host trouble never bounces a message');
       const troubles = daemon.lines.filter((l) => ['read-failed', 'spool-error', 'deferred'].includes(String(l.event)));
       assert.ok(troubles.length > 0, 'the limit was actually hit');
-      // A failed step pauses claiming for a second; a fill has three guarded
-      // steps (retries, fresh messages, retries), so at most three lines a
-      // second. A hot loop logs hundreds.
-      const errors = daemon.events('spool-error').length;
-      assert.ok(errors <= 3 * Math.ceil(seconds + 1), `no hot loop of errors (${errors} in ${seconds.toFixed(1)} s)`);
+      assert.ok(daemon.events('spool-error').length < 40, `no hot loop of errors (${daemon.events('spool-error').length})`);
       assert.equal(daemon.child.exitCode, null);
     } finally {
       await daemon.stop();
