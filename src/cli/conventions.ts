@@ -11,7 +11,7 @@ let piped = false;
  * Standard output for what a command prints, made on first use. Never touched
  * by `spoold start`: making process.stdout sets fd 1 non-blocking (libuv),
  * and the daemon's log writer would then meet EAGAIN (see service/log.ts).
- * `spoold --help | head`: the reader left; stop quietly.
+ * `spoold --help | head`, `spoolctl list | head`: the reader left; stop quietly.
  */
 export function stdout(): NodeJS.WriteStream {
   if (!piped) {

@@ -33,7 +33,7 @@ import {
 } from '../operate/control.js';
 import { SpoolError } from '../errors.js';
 import { pause, resume } from '../spool/pauses.js';
-import { oneLineErrors } from './conventions.js';
+import { oneLineErrors, stdout } from './conventions.js';
 import { isQueue, QUEUES, type Queue } from '../spool/layout.js';
 import { progress, type Progress } from '../operate/progress.js';
 import { formatRelative, parseDuration } from '../units.js';
@@ -480,10 +480,7 @@ function makeProgram(): Command {
 
 async function main(): Promise<void> {
   // `spoolctl list | head`: the reader left; stop quietly, as Unix tools do.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
+  stdout();
   const program = makeProgram();
   // A counter on the terminal while a command walks the queues (list prints
   // its rows as it goes, so it needs none).

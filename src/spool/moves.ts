@@ -96,8 +96,10 @@ export class UnlinkPlace {
   }
 }
 
+const monotonicNow = (): number => performance.now();
+
 /** Unlinks a delivered message's file where UnlinkPlace says; rejects as completeAsync does. */
-export function completeSomewhere(activePath: string, place: UnlinkPlace, now: () => number = performance.now.bind(performance)): Promise<void> {
+export function completeSomewhere(activePath: string, place: UnlinkPlace, now: () => number = monotonicNow): Promise<void> {
   if (!place.onLoop()) return completeAsync(activePath);
   const started = now();
   try {
