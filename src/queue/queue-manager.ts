@@ -63,7 +63,7 @@ const CLOCK_STEP_MS = 2000;
 /** How often paused/ is looked at for pauses and resumes (a stat; read when it changed). */
 const PAUSE_CHECK_MS = 1000;
 /** Claims per turn of the event loop: a large backlog is taken in slices, so requests keep flowing meanwhile. */
-const CLAIM_BATCH = 256;
+const CLAIM_BATCH = 64;
 /** Reading ahead that found nothing that could go out waits this long at first, doubling up to READ_AHEAD_MAX_MS. */
 const READ_AHEAD_MIN_MS = 50;
 const READ_AHEAD_MAX_MS = 1000;

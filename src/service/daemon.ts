@@ -11,6 +11,7 @@
 import { Outbox } from './notices.js';
 import type { Metrics } from '../http/metrics.js';
 import { publicSettings, RELOADABLE, type Config } from './config.js';
+import { fitConcurrency, openDescriptors, openFilesLimit, requestRoom } from './descriptors.js';
 import { SpoolError } from '../errors.js';
 import { Spool } from '../spool/layout.js';
 import { Leases, liveLeases } from '../spool/lease.js';
@@ -59,6 +60,17 @@ export async function runDaemon(load: () => Config): Promise<number> {
   } catch (err) {
     log.warn({ event: 'sweep-failed', queue: 'bounced', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not look for orphan reason records');
   }
+  // Measured once the daemon holds what it keeps open (log, lock, leases),
+  // before any request; a reload is fitted to the same room.
+  const fdLimit = openFilesLimit();
+  const fdOpen = openDescriptors();
+  const room = requestRoom(fdLimit, fdOpen);
+  const fit = (c: Config): Config => {
+    const { config: fitted, lowered } = fitConcurrency(c, room);
+    if (lowered.length > 0) log.warn({ event: 'descriptors-short', limit: fdLimit, open: fdOpen, room, lowered, concurrency: c.concurrency }, `an open-files limit of ${fdLimit} leaves room for ${room} requests in flight: ${lowered.join(', ')} capped at ${room}`);
+    return fitted;
+  };
+  config = fit(config);
   log.info({ event: 'started', version: VERSION, spool: spool.root, recovered, queues: countQueues(spool), ...(leases && { owner: leases.owner }), settings: publicSettings(config) }, `spoold started on ${spool.root}`);
 
   let sender = new Sender(config);
@@ -138,7 +150,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
     }
   };
   const applyReload = (): void => {
-    const next = load();
+    const next = fit(load());
     const same = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);
     const changed = Object.fromEntries(RELOADABLE.filter((k) => !same(next[k], config[k])).map((k) => [k, next[k]]));
     const fixed = (Object.keys(next) as (keyof Config)[]).filter((k) => !RELOADABLE.includes(k) && !same(next[k], config[k]));

@@ -20,6 +20,7 @@ export const EVENTS = {
   draining: { level: 'info', group: 'start and stop', meaning: 'waiting up to `--shutdown-grace` for requests in flight' },
   'cut-off': { level: 'warn', group: 'start and stop', meaning: 'the grace period is over: requests still in flight are cut and will be retried' },
   stopped: { level: 'info', group: 'start and stop', meaning: 'every claimed message is back in a queue; the daemon exits 0' },
+  'descriptors-short': { level: 'warn', group: 'start and stop', meaning: 'the open-files limit (`limit`, with `open` taken) leaves room for `room` requests in flight: the settings in `lowered` are capped at that (raise `ulimit -n` or LimitNOFILE=)' },
   'clock-stepped': { level: 'warn', group: 'start and stop', meaning: 'the wall clock moved more than the time that passed (`stepMs`; `whileStopped` across a restart): ages do not count the step' },
 
   received: { level: 'info', group: 'messages', meaning: 'a message claimed for its first attempt, with its destination, method and size' },

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { asNobody, cleanup, drop, ensureSpoolDirs, idsIn, lockState, ROOT, sleep, SPOOLD, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
@@ -188,22 +189,64 @@ describe('lifecycle', () => {
     assert.deepEqual(winners, new Array(rounds).fill(1), 'one winner per round');
   });
 
-  it('out of file descriptors, retries messages instead of bouncing them, and gets them all through', async () => {
-    const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 20));
+  it('fits its concurrency to a low open-files limit and delivers without running out of descriptors', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const sink = await startSink((_req, res) => {
+      peak = Math.max(peak, ++inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.end('ok');
+      }, 20);
+    });
     const spool = tempSpool();
     // 64 descriptors: Node's start-up (about 20 held, more while the module
     // graph loads in parallel) fits; 64 requests in flight do not.
     const daemon = await startDaemon(spool, ['--concurrency', '64', '--per-destination', '64'], { maxFiles: 64 });
     try {
+      const short = daemon.events('descriptors-short');
+      assert.equal(short.length, 1, 'the cap is announced');
+      assert.equal(short[0]!.limit, 64);
+      const room = Number(short[0]!.room);
+      assert.ok(room >= 8 && room < 64 - Number(short[0]!.open), `room ${room} for requests`);
       const ids = Array.from({ length: 300 }, (_, i) => `fd-${i}`);
       for (const id of ids) drop(spool, id, { url: `${sink.url}/x` });
       await waitFor('all delivered', () => ids.every((id) => daemon.events('delivered', id).length === 1), 30_000);
-      assert.equal(daemon.events('bounced').length, 0, 'a host trouble never bounces a message');
+      assert.ok(peak <= room && peak > 1, `at most ${room} requests in flight (${peak})`);
       const troubles = daemon.lines.filter((l) => ['read-failed', 'spool-error', 'deferred'].includes(String(l.event)));
-      assert.ok(troubles.length > 0, 'the limit was actually hit');
+      assert.deepEqual(troubles, [], 'no claim or request ran out of descriptors');
+      assert.equal(daemon.child.exitCode, null);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
+  it('out of file descriptors all the same, retries messages instead of bouncing them, and gets them all through', async () => {
+    const sink = await startSink((_req, res) => setTimeout(() => res.end('ok'), 20));
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0'], { maxFiles: 64 });
+    const [host, port] = String((await daemon.waitEvent('metrics-listening')).address).split(':');
+    // Something besides requests takes the descriptors: clients of the
+    // metrics port that connect and say nothing.
+    const hogs: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 64; i++) {
+        const socket = net.connect(Number(port), host);
+        socket.on('error', () => {});
+        hogs.push(socket);
+      }
+      await Promise.all(hogs.map((s) => new Promise((r) => (s.connecting ? s.once('connect', r).once('error', r) : r(null)))));
+      const ids = Array.from({ length: 100 }, (_, i) => `fd-${i}`);
+      for (const id of ids) drop(spool, id, { url: `${sink.url}/x` });
+      await waitFor('the limit hit', () => daemon.lines.some((l) => ['read-failed', 'spool-error', 'deferred'].includes(String(l.event))), 10_000);
+      for (const s of hogs) s.destroy();
+      await waitFor('all delivered', () => ids.every((id) => daemon.events('delivered', id).length === 1), 30_000);
+      assert.equal(daemon.events('bounced').length, 0, 'a host trouble never bounces a message');
       assert.ok(daemon.events('spool-error').length < 40, `no hot loop of errors (${daemon.events('spool-error').length})`);
       assert.equal(daemon.child.exitCode, null);
     } finally {
+      for (const s of hogs) s.destroy();
       await daemon.stop();
       await sink.close();
     }

@@ -108,7 +108,8 @@ async function fewDescriptors(messages: number): Promise<Part> {
     const errors = daemon.lines.filter((l) => ['spool-error', 'read-failed', 'watch-error'].includes(String(l.event))).length;
     const bounced = daemon.events('bounced').length;
     const up = daemon.child.exitCode === null;
-    return { name: 'few file descriptors', pass: done && bounced === 0 && up, text: `ulimit -n 64, concurrency 64: ${sink.delivered.size}/${messages} delivered, ${bounced} bounced, ${errors} error lines (EMFILE), daemon up ${up}` };
+    const room = daemon.events('descriptors-short')[0]?.room ?? 'not';
+    return { name: 'few file descriptors', pass: done && bounced === 0 && up, text: `ulimit -n 64, concurrency 64 (capped at ${room}): ${sink.delivered.size}/${messages} delivered, ${bounced} bounced, ${errors} error lines (EMFILE), daemon up ${up}` };
   } finally {
     await daemon.stop();
     await sink.close();
