@@ -38,7 +38,7 @@ import type { Logger } from '../service/log.js';
 import { claimDeferred, claimIncoming, type Claimed } from '../spool/claim.js';
 import type { Spool } from '../spool/layout.js';
 import { complete, completeSomewhere, UnlinkPlace, type BounceRecord } from '../spool/moves.js';
-import { clearDelayed, dropAttempts, keepDelivered, type AttemptRecord } from '../spool/history.js';
+import { clearDelayed, dropAttempts, dropUnfinishedKeep, keepDelivered, type AttemptRecord } from '../spool/history.js';
 import { notifies, writeMessageNotice } from '../service/notices.js';
 import { isPaused, pausedFor, readPauses, type Pause } from '../spool/pauses.js';
 import { describeErrorToken, incomingName, isTrustedTag, parseIncomingName, TOKENS, type Entry } from '../spool/names.js';
@@ -579,7 +579,7 @@ export class QueueManager {
     const { entry } = claimed;
     let read: ReadResult;
     try {
-      read = readMessage(claimed.path, this.config.maxSize, this.clock.wall(), (st) => dropStagedTwin(this.spool, entry.id, st));
+      read = readMessage(claimed.path, this.config.maxSize, this.clock.wall(), (st) => dropStagedTwin(this.spool, entry.id, st) || dropUnfinishedKeep(this.spool, entry.id, st));
     } catch (err) {
       // Out of file descriptors, an I/O error: the host's trouble. Back to
       // deferred, no attempt spent, and a loud line.

@@ -152,6 +152,49 @@ export async function keepDelivered(spool: Spool, activePath: string, id: string
   }
 }
 
+/**
+ * A message in the queues whose second name is its own kept copy in
+ * delivered/: a daemon was killed between keepDelivered's link and the
+ * unlink from active/. The keep is undone (the copy unlinked, its attempts
+ * put back if they had moved), so the message is sent once more and kept
+ * then, as the comment on keepDelivered promises; true when it was. A crash
+ * in this very step leaves the same state to be undone again.
+ */
+export function dropUnfinishedKeep(spool: Spool, id: string, st: fs.Stats): boolean {
+  let hours: string[];
+  try {
+    hours = fs.readdirSync(spool.dir('delivered')).filter((h) => deliveredBucket(h) !== null);
+  } catch {
+    return false;
+  }
+  let dropped = false;
+  for (const hour of hours) {
+    for (let n = 1; n < 1000; n++) {
+      const base = path.join(spool.dir('delivered'), hour, recordBase(id, n));
+      let t: fs.Stats;
+      try {
+        t = fs.lstatSync(`${base}.json`);
+      } catch {
+        break;
+      }
+      if (t.ino !== st.ino || t.dev !== st.dev) continue;
+      try {
+        // Attempts first: once the copy is gone, nothing points at them.
+        if (!fs.existsSync(attemptsPath(spool, id))) fs.renameSync(`${base}${ATTEMPTS_SUFFIX}`, attemptsPath(spool, id));
+      } catch {
+        /* not moved yet: they are still in attempts/ */
+      }
+      try {
+        fs.unlinkSync(`${base}.json`);
+        dropped = true;
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  return dropped;
+}
+
 /** Hours of delivered/ whose newest record is older than `keepMs`; each removed whole. Returns how many. */
 export async function pruneDelivered(spool: Spool, keepMs: number, now: number): Promise<number> {
   let names: string[];

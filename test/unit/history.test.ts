@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DELIVERED_BUCKET_MS, findDelivered, keepDelivered, pruneDelivered, readAttemptsFile, recordAttempt } from '../../src/spool/history.js';
+import { DELIVERED_BUCKET_MS, dropUnfinishedKeep, findDelivered, keepDelivered, pruneDelivered, readAttemptsFile, recordAttempt } from '../../src/spool/history.js';
+import { readMessage } from '../../src/spool/read.js';
 import { Spool } from '../../src/spool/layout.js';
 
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-history-'));
@@ -34,6 +35,30 @@ describe('delivery history', () => {
     assert.deepEqual(found.map((f) => readAttemptsFile(f.attemptsPath).map((a) => ('status' in a ? a.status : a.error))), [[201], [503, 200]]);
     // An id that is a prefix of another is not mistaken for it.
     assert.deepEqual(findDelivered(spool, 'order'), []);
+  });
+
+  it('undoes a keep that a kill interrupted before the unlink from active/, so the message is read and sent again, not bounced', async () => {
+    const spool = freshSpool('interrupted');
+    const at = 7 * DELIVERED_BUCKET_MS + 1000;
+    const earlier = inActive(spool, 'earlier');
+    await keepDelivered(spool, earlier, 'order-2', { at, status: 200, ms: 2 });
+    fs.unlinkSync(earlier);
+    recordAttempt(spool, 'order-2', { at: at + 5, status: 503, ms: 3 });
+    const active = inActive(spool, 'again');
+    await keepDelivered(spool, active, 'order-2', { at: at + 10, status: 200, ms: 2 });
+    // Killed here: the message has two names, active/ and delivered/.
+    assert.equal(fs.statSync(active).nlink, 2);
+    assert.equal(readMessage(active, 1 << 20, Date.now() + 10_000).kind, 'invalid', 'a second name from elsewhere is never read');
+    const read = readMessage(active, 1 << 20, Date.now() + 10_000, (st) => dropUnfinishedKeep(spool, 'order-2', st));
+    assert.equal(read.kind, 'message');
+    assert.equal(fs.statSync(active).nlink, 1);
+    const kept = findDelivered(spool, 'order-2');
+    assert.equal(kept.length, 1, 'the finished keep stays');
+    assert.deepEqual(readAttemptsFile(kept[0]!.attemptsPath).map((a) => ('status' in a ? a.status : a.error)), [200]);
+    assert.deepEqual(readAttemptsFile(spool.path('attempts', 'order-2.jsonl')).map((a) => ('status' in a ? a.status : a.error)), [503, 200], 'the undone keep\'s attempts are back with the message');
+    const other = inActive(spool, 'unrelated');
+    fs.linkSync(other, path.join(base, 'outside'));
+    assert.equal(dropUnfinishedKeep(spool, 'order-2', fs.statSync(other)), false, 'a link from elsewhere is left alone');
   });
 
   it('prunes whole hours older than the keep time, and nothing else', async () => {
