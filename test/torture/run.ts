@@ -16,6 +16,7 @@ import { powerCuts } from './powercut.js';
 import { osLimits } from './limits.js';
 import { orderingUnderKills } from './ordering.js';
 import { operatorRaces } from './races.js';
+import { schedulesUnderKills } from './schedule.js';
 import { sharedUnderKills } from './shared.js';
 
 const smoke = process.argv.includes('--smoke');
@@ -31,6 +32,7 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['shared', () => sharedUnderKills(smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 })],
   ['origins', () => manyOrigins(smoke ? { origins: 1000, perOrigin: 2 } : { origins: 5000, perOrigin: 2 })],
   ['powercut', () => powerCuts(smoke ? { cuts: 5 } : { cuts: 25 })],
+  ['schedule', () => schedulesUnderKills(smoke ? { scheduled: 300, paused: 100, kept: 100, kills: 6, failShare: 0.2 } : { scheduled: 3000, paused: 1000, kept: 1000, kills: 20, failShare: 0.2 })],
 ];
 
 const results: Outcome[] = [];
