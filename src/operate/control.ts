@@ -92,6 +92,18 @@ function* walkNames(spool: Spool, queue: Queue): Generator<Located> {
 
 export const LIST_ORDER: readonly Queue[] = ['active', 'incoming', 'deferred', 'ordered', 'hold', 'bounced'];
 
+/** The earliest arrival of a message in the spool (names only; Infinity: none has one), or one at or below `floor` as soon as it is seen. */
+export function oldestArrival(spool: Spool, floor = -Infinity): number {
+  let oldest = Infinity;
+  for (const queue of LIST_ORDER) {
+    for (const m of walkNames(spool, queue)) {
+      if (m.entry && m.entry.arrival < oldest) oldest = m.entry.arrival;
+      if (oldest <= floor) return oldest;
+    }
+  }
+  return oldest;
+}
+
 export function locate(spool: Spool, id: string, queues: readonly Queue[] = LIST_ORDER): Located[] {
   const found: Located[] = [];
   for (const queue of queues) {

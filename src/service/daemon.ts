@@ -25,6 +25,8 @@ import { Sender } from '../delivery/send.js';
 import { ClockSteps } from '../spool/clock-steps.js';
 import { sweepTmp, writeRecord } from '../spool/staging.js';
 import { pruneDelivered } from '../spool/history.js';
+import { oldestArrival } from '../operate/control.js';
+import { PauseRecords } from '../spool/pauses.js';
 import { watchIncoming, type IncomingWatch } from '../spool/watch.js';
 
 /**
@@ -53,7 +55,8 @@ export async function runDaemon(load: () => Config): Promise<number> {
   // a single daemon's claims are (none can be running now); peers' claims
   // wait for their leases to expire.
   const recovered = recoverActive(spool, Date.now(), log, (owner) => !leases || owner === null);
-  sweep(spool, log);
+  const pauseRecords = new PauseRecords(spool, (floor) => oldestArrival(spool, floor));
+  sweep(spool, log, pauseRecords);
   try {
     const orphans = dropOrphanReasons(spool);
     if (orphans > 0) log.info({ event: 'orphans-removed', queue: 'bounced', count: orphans }, `removed ${orphans} reason record(s) whose message had left bounced/`);
@@ -105,7 +108,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
     manager.observer = metrics.observer;
   }
   const heartbeat = leases && setInterval(() => beat(spool, leases, manager, log), leases.interval);
-  const sweeper = setInterval(() => sweep(spool, log), SWEEP_INTERVAL_MS).unref();
+  const sweeper = setInterval(() => sweep(spool, log, pauseRecords), SWEEP_INTERVAL_MS).unref();
   const pruner = setInterval(() => void prune(spool, config.keepDelivered, log), PRUNE_INTERVAL_MS).unref();
 
   let stopping: Promise<number> | null = null;
@@ -275,7 +278,13 @@ class DestinationState {
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 
 /** A side path: a failure is logged and tried again at the next sweep, never fatal. */
-function sweep(spool: Spool, log: Logger): void {
+function sweep(spool: Spool, log: Logger, pauses: PauseRecords): void {
+  try {
+    const removed = pauses.prune();
+    if (removed > 0) log.info({ event: 'pauses-pruned', count: removed }, `removed ${removed} record(s) of ended pauses that no message arrived before`);
+  } catch (err) {
+    log.warn({ event: 'sweep-failed', queue: 'paused', error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not prune paused/; trying again later');
+  }
   try {
     const r = sweepTmp(spool);
     for (const { id, queue } of r.rescued) log.warn({ event: 'rescued', id, queue }, `found in tmp/ on its way back to incoming/ (a requeue was interrupted); put into ${queue}/`);

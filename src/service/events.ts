@@ -52,6 +52,7 @@ export const EVENTS = {
   'spool-writable': { level: 'warn', group: 'spool', meaning: 'moves succeed again: claiming resumes' },
   'watch-error': { level: 'warn', group: 'spool', meaning: 'the watch on incoming/ failed: rescans every `--scan-interval` carry on' },
   'unknown-file': { level: 'warn', group: 'spool', meaning: 'a name in active/ that is not a message: left alone' },
+  'pauses-pruned': { level: 'info', group: 'spool', meaning: 'records of ended pauses that no message in the spool arrived before were removed from paused/' },
   'tmp-swept': { level: 'info', group: 'spool', meaning: 'files left in tmp/ by writers that stopped were removed' },
   'orphans-removed': { level: 'info', group: 'spool', meaning: 'reason records whose message had left bounced/ were removed' },
   'delivered-pruned': { level: 'info', group: 'spool', meaning: 'hours of delivered/ older than `--keep-delivered` were removed' },

@@ -54,6 +54,10 @@ function activePath(spool: Spool, pattern: string): string {
 
 /** Every pause, in force or over; a file that cannot be read is skipped. */
 export function readPauses(spool: Spool): Pause[] {
+  return readPauseFiles(spool).map((f) => f.pause);
+}
+
+function readPauseFiles(spool: Spool): { name: string; pause: Pause }[] {
   let names: string[];
   try {
     names = fs.readdirSync(spool.dir('paused'));
@@ -61,12 +65,12 @@ export function readPauses(spool: Spool): Pause[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const out: Pause[] = [];
+  const out: { name: string; pause: Pause }[] = [];
   for (const name of names) {
     if (!name.endsWith('.json')) continue;
     try {
       const p = JSON.parse(readRecord(path.join(spool.dir('paused'), name))) as Pause;
-      if (typeof p.pattern === 'string' && typeof p.since === 'number') out.push({ pattern: p.pattern, since: p.since, until: typeof p.until === 'number' ? p.until : null });
+      if (typeof p.pattern === 'string' && typeof p.since === 'number') out.push({ name, pause: { pattern: p.pattern, since: p.since, until: typeof p.until === 'number' ? p.until : null } });
     } catch {
       /* half-written by a killed spoolctl, or not ours */
     }
@@ -130,4 +134,44 @@ export function pausedFor(pauses: readonly Pause[], url: URL, from: number, to: 
     if (end > start) total += end - start;
   }
   return total;
+}
+
+/**
+ * Prunes the records of ended pauses. An ended pause is kept only so that
+ * the time it covered is left out of the age of messages that arrived
+ * before it ended; once every message in the spool arrived after it ended,
+ * it concerns none. (Not `--max-age`: a message may carry a longer maxAge of
+ * its own.) A message being renamed between queues while the walk passes
+ * may be missed by one walk, so a record goes only when it ended before the
+ * oldest arrival of two walks in a row.
+ */
+export class PauseRecords {
+  private oldestBefore = -Infinity;
+
+  /** `oldestArrival(floor)`: the spool's oldest arrival, or any one at or below floor. */
+  constructor(
+    private readonly spool: Spool,
+    private readonly oldestArrival: (floor: number) => number,
+  ) {}
+
+  /** Removes what no message needs any more; how many. */
+  prune(): number {
+    const ended = readPauseFiles(this.spool).filter((f) => f.pause.until !== null);
+    if (ended.length === 0) return 0;
+    const oldest = this.oldestArrival(Math.min(...ended.map((f) => f.pause.until!)));
+    const before = Math.min(oldest, this.oldestBefore);
+    this.oldestBefore = oldest;
+    let removed = 0;
+    for (const { name, pause } of ended) {
+      if (pause.until! >= before) continue;
+      try {
+        fs.unlinkSync(path.join(this.spool.dir('paused'), name));
+        removed++;
+      } catch (err) {
+        // A peer sharing the spool pruned it first.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return removed;
+  }
 }
