@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ensureSpoolDirs, spoolctl, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
+import { ensureSpoolDirs, lockState, spoolctl, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
 import { quickDrop, snapshot, sleep, type Outcome } from './common.js';
 
 /** Requests per id with the time of the first, answering 503 to `failShare` of them. */
@@ -56,13 +56,15 @@ export async function schedulesUnderKills(opts: { scheduled: number; paused: num
   let resumedAt = 0;
   let replayed: string[] = [];
   let replayFailed = '';
+  let replayedAfter = -1;
   let daemon: Daemon | null = null;
   for (let k = 0; k < opts.kills; k++) {
     daemon = await startDaemon(spool, args, { ready: false });
     await sleep(300 + Math.random() * 1200);
     await daemon.stop('SIGKILL');
-    // A third of the way in, replay what has been kept so far; half way, resume: both while no daemon runs or one is starting.
-    if (k === Math.floor(opts.kills / 3)) {
+    // From a third of the way in, once every kept delivery is in, replay them; half way, resume. Both between a kill and the next start.
+    if (k >= Math.floor(opts.kills / 3) && replayedAfter < 0 && keptSink.delivered.size >= opts.kept) {
+      replayedAfter = k + 1;
       const r = ctl(['replay', '--destination', new URL(keptSink.url).host, '--since', '1h']);
       if (r.status === 0) replayed = (JSON.parse(r.stdout) as { done: string[] }).done;
       else replayFailed = r.stderr.trim();
@@ -85,6 +87,9 @@ export async function schedulesUnderKills(opts: { scheduled: number; paused: num
     () => true,
     () => false,
   );
+  // Its signal handlers are in place once it holds the lock: a SIGTERM before that meets Node's default action.
+  const final = daemon;
+  await waitFor('lock taken', () => lockState(spool)?.pid === final.child.pid && !lockState(spool)?.released, 10_000, 20).catch(() => undefined);
   const exit = await daemon.stop('SIGTERM');
   await Promise.all([scheduledSink.close(), pausedSink.close(), keptSink.close()]);
 
@@ -105,7 +110,7 @@ export async function schedulesUnderKills(opts: { scheduled: number; paused: num
       `${opts.kills} × SIGKILL, ${Math.round(opts.failShare * 100)}% 503: ` +
       `${opts.scheduled.toLocaleString('en')} scheduled 1-10 s ahead: sent early ${early}, late by p50 ${q(0.5)} / p99 ${q(0.99)} / max ${late.at(-1) ?? 0} ms (restarts included) — ` +
       `${opts.paused.toLocaleString('en')} to a destination paused before the first start and resumed after kill ${Math.floor(opts.kills / 2) + 1}: requests before the resume ${pausedEarly} — ` +
-      `${opts.kept.toLocaleString('en')} kept deliveries, ${replayed.length.toLocaleString('en')} replayed (${replayFailed || 'no error'}) after kill ${Math.floor(opts.kills / 3) + 1}: not sent again ${replaysMissing} — ` +
+      `${opts.kept.toLocaleString('en')} kept deliveries, ${replayed.length.toLocaleString('en')} replayed (${replayFailed || 'no error'}) after kill ${replayedAfter}: not sent again ${replaysMissing} — ` +
       `lost ${lost}, left in the queues ${left.size}${left.size > 0 ? ` (${[...left].slice(0, 5).map(([id, qs]) => `${id} in ${qs.join('+')}`).join(', ')})` : ''}${reasons.length > 0 ? `, bounced: ${reasons.join('; ')}` : ''}, exit ${exit.code}, total ${((Date.now() - started) / 1000).toFixed(0)} s`,
   };
 }
