@@ -527,8 +527,9 @@ export class QueueManager {
     // A scheduled first delivery waits in deferred/ like a retry, its time in
     // its name: no timer held, restarts lose nothing. Looked at until the
     // message has been scheduled or tried (a last error of its own), so a kill
-    // between the claim and the move cannot send it early, and once it is
-    // scheduled a flush sends it at once.
+    // between the claim and the move cannot send it early (recovery keeps
+    // the token of a message never tried), and once it is scheduled a flush
+    // sends it at once.
     const scheduled = scheduledAt(message, read.writtenAt);
     const at = entry.lastError === '-' || entry.lastError === TOKENS.incomplete ? scheduled : null;
     if (at !== null && at > this.clock.wall()) {

@@ -166,17 +166,29 @@ export function isTrustedTag(tag: string): boolean {
 
 /**
  * The tokens spoold itself writes in a name's last-error field, beside HTTP
- * statuses and error codes: why a message is where it is without an attempt.
+ * statuses and error codes: why a message is where it is without an answer.
  */
 export const TOKENS = {
-  /** Waiting for its scheduled first delivery ("deliverAt", "delay"); flush sends it now. */
   scheduled: 'SCHEDULED',
-  /** Did not parse while still being written: read again later. */
   incomplete: 'INCOMPLETE',
+  interrupted: 'INTERRUPTED',
   invalid: 'INVALID',
   expired: 'EXPIRED',
   refused: 'REFUSED',
 } as const;
+
+export type Token = (typeof TOKENS)[keyof typeof TOKENS];
+
+/** What each token means, for the README (generated from this) and for people reading names. */
+export const TOKEN_MEANINGS: Record<'-' | Token, string> = {
+  '-': 'no attempt has been answered yet (a fresh message, or one in flight when its daemon stopped before it was ever answered)',
+  SCHEDULED: 'waiting for its scheduled first delivery ("deliverAt", "delay"), attempts unspent; `spoolctl flush` sends it now',
+  INCOMPLETE: 'did not parse while it may still have been being written: read again later',
+  INTERRUPTED: 'in flight when its daemon stopped: the request may or may not have reached the receiver, so it is sent again',
+  INVALID: 'bounced: not a message spoold can send (not JSON, a bad field, more than one link)',
+  EXPIRED: 'bounced: past `--max-age` or its `expiresAt` (or scheduled after its `expiresAt`)',
+  REFUSED: 'bounced: its destination is refused by `--allow-destinations`, `--deny-destinations` or `--block-private`',
+};
 
 /** Turns a status code or error code into the token stored in a name. */
 export function errorToken(statusOrCode: number | string): string {

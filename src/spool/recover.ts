@@ -10,7 +10,7 @@ import { streamDir, type Spool } from './layout.js';
 import type { Logger } from '../service/log.js';
 import { leaseOwners, type Leases } from './lease.js';
 import { repointHeads } from './lines.js';
-import { parseActiveName, parseEntry, parseIncomingName, REASON_SUFFIX, type Entry } from './names.js';
+import { parseActiveName, parseEntry, parseIncomingName, REASON_SUFFIX, TOKENS, type Entry } from './names.js';
 import { moveToDeferred } from './moves.js';
 
 /**
@@ -25,7 +25,7 @@ export function recoverActive(spool: Spool, now: number, log: Logger, recover: (
     const from = spool.path('active', name);
     const parsed = parseActiveName(name);
     if (parsed && !recover(parsed.owner)) continue;
-    let entry: Entry | null = parsed ? { ...parsed.entry, time: now, lastError: 'INTERRUPTED' } : null;
+    let entry: Entry | null = parsed ? { ...parsed.entry, time: now, lastError: afterInterruption(parsed.entry.lastError) } : null;
     if (!entry) {
       // A producer's name placed here by hand: a fresh message.
       const id = parseIncomingName(name);
@@ -47,6 +47,17 @@ export function recoverActive(spool: Spool, now: number, log: Logger, recover: (
   // An ordering key's head among them: its record follows it (see ordering.ts).
   repointHeads(spool, moved);
   return recovered;
+}
+
+/**
+ * The last error a recovered claim carries. A message never tried keeps its
+ * token, because the claim's read decides by it whether to look at the
+ * message's schedule: '-' and INCOMPLETE (not yet looked at: a kill between
+ * the claim and the move into deferred/ must not send it early) and SCHEDULED
+ * (its time had come, or a flush asked for now: not scheduled again).
+ */
+function afterInterruption(lastError: string): string {
+  return lastError === '-' || lastError === TOKENS.incomplete || lastError === TOKENS.scheduled ? lastError : TOKENS.interrupted;
 }
 
 /**

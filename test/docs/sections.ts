@@ -1,11 +1,13 @@
 /**
  * The parts of the README that code defines, generated from it so they
- * cannot drift: the options of `spoold start` (from config.ts's SETTINGS)
- * and the log events (from events.ts's catalogue). `npm run docs` writes
- * them; test/unit/readme.test.ts fails when the README holds anything else.
+ * cannot drift: the options of `spoold start` (from config.ts's SETTINGS),
+ * the log events (from events.ts's catalogue) and the last-error tokens
+ * (from names.ts). `npm run docs` writes them; test/unit/docs.test.ts fails
+ * when the README holds anything else.
  */
 import { defaultText, RELOADABLE, SETTINGS } from '../../src/service/config.js';
 import { EVENTS, type EventInfo } from '../../src/service/events.js';
+import { TOKEN_MEANINGS } from '../../src/spool/names.js';
 
 const ARG: Record<string, string> = { count: 'N', duration: 'D', size: 'BYTES', choice: 'X', list: 'LIST', url: 'URL', command: 'CMD', address: 'HOST:PORT' };
 
@@ -37,6 +39,10 @@ export function eventsList(): string {
   return out.join('\n');
 }
 
+export function tokensList(): string {
+  return ['| token | meaning |', '|---|---|', ...Object.entries(TOKEN_MEANINGS).map(([token, meaning]) => `| \`${token}\` | ${meaning} |`)].join('\n');
+}
+
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes. */
 function anchor(heading: string): string {
   return heading.toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replaceAll(' ', '-');
@@ -55,7 +61,7 @@ export function contents(readme: string): string {
   return lines.join('\n');
 }
 
-export const SECTIONS: Record<string, (readme: string) => string> = { contents, options: optionsTable, events: eventsList };
+export const SECTIONS: Record<string, (readme: string) => string> = { contents, options: optionsTable, events: eventsList, tokens: tokensList };
 
 /** The text between <!-- NAME:start --> and <!-- NAME:end -->, or null without the markers. */
 export function sectionOf(readme: string, name: string): string | null {

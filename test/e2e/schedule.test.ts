@@ -4,9 +4,10 @@
  * schedule never waits behind a long one, and attempts stay unspent.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, drop, filesIn, idsIn, ROOT, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
+import { cleanup, drop, ensureSpoolDirs, filesIn, idsIn, ROOT, spoolctl, startDaemon, startSink, tempSpool, waitFor } from './helpers.js';
 
 after(cleanup);
 
@@ -129,6 +130,33 @@ describe('scheduled delivery', () => {
       assert.equal(sample('spoold_delivery_latency_seconds_count'), 1);
       // Counted from its writing it would be over 2 s; from its time, well under 1.
       assert.equal(sample('spoold_delivery_latency_seconds_bucket{le="1"}'), 1);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
+
+  it('a kill between the claim and the move into deferred/ sends it neither early nor, once flushed, late', async () => {
+    const sink = await startSink();
+    const spool = tempSpool();
+    ensureSpoolDirs(spool);
+    const now = Date.now();
+    const soon = now + 2_500;
+    const message = JSON.stringify({ url: `${sink.url}/x`, deliverAt: soon });
+    // As a SIGKILL leaves them in active/: one claimed from incoming/ before its schedule was looked at,
+    // one flushed (SCHEDULED, due now) and claimed.
+    fs.writeFileSync(path.join(spool, 'active', `${now}_1_${now}_-_-_claimed.json`), message);
+    fs.writeFileSync(path.join(spool, 'active', `${now}_1_${soon}_-_SCHEDULED_flushed.json`), message);
+    const daemon = await startDaemon(spool);
+    try {
+      await daemon.waitEvent('recovered', 'claimed');
+      await daemon.waitEvent('scheduled', 'claimed');
+      await daemon.waitEvent('delivered', 'flushed');
+      assert.ok(sink.byId('flushed')[0]!.at < soon, 'the flush still holds');
+      await daemon.waitEvent('delivered', 'claimed', 10_000);
+      const [request] = sink.byId('claimed');
+      assert.ok(request!.at >= soon, `sent ${soon - request!.at} ms early`);
+      assert.equal(daemon.events('scheduled', 'flushed').length, 0);
     } finally {
       await daemon.stop();
       await sink.close();

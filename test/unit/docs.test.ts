@@ -17,7 +17,7 @@ function sources(dir: string): string[] {
 }
 
 describe('documentation', () => {
-  it('the README holds the generated contents, options and events (npm run docs writes them)', () => {
+  it('the README holds the generated contents, options, events and tokens (npm run docs writes them)', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     for (const [name, make] of Object.entries(SECTIONS)) assert.equal(sectionOf(readme, name), make(readme), `README section ${name} is stale: run npm run docs`);
   });
