@@ -157,4 +157,36 @@ describe('delivery history', () => {
       await sink.close();
     }
   });
+
+  it('keeps the attempts across a SIGKILL, and a replay made while the daemon is stopped goes at the next start', async () => {
+    const sink = await scripted({ order: [503, 503, 200] });
+    const spool = tempSpool();
+    const args = ['--keep-delivered', '1h', '--min-backoff', '200ms', '--max-backoff', '400ms'];
+    let daemon = await startDaemon(spool, args);
+    try {
+      drop(spool, 'order', { url: `${sink.url}/order` });
+      await daemon.waitEvent('deferred', 'order');
+      assert.equal((await daemon.stop('SIGKILL')).signal, 'SIGKILL');
+      assert.deepEqual(historyOf(spool, 'order').attempts.map((a) => a.status), [503], 'the first attempt is on disk');
+
+      daemon = await startDaemon(spool, args);
+      await daemon.waitEvent('delivered', 'order', 10_000);
+      const kept = historyOf(spool, 'order');
+      assert.equal(kept.queue, 'delivered');
+      assert.deepEqual(kept.attempts.map((a) => a.status), [503, 503, 200], 'one series across the kill');
+      assert.equal((await daemon.stop()).code, 0);
+
+      const r = spoolctl(['replay', 'order', '--spool', spool]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(filesIn(spool, 'incoming'), ['order.json'], 'waiting for the next start');
+      daemon = await startDaemon(spool, args);
+      await waitFor('replay kept', () => daemon.events('delivered', 'order').length === 1);
+      const both = JSON.parse(spoolctl(['history', 'order', '--spool', spool, '--json']).stdout) as Printed[];
+      assert.deepEqual(both.map((h) => h.attempts.map((a) => a.status)), [[200], [503, 503, 200]], 'the replay first: newest first');
+      assert.equal(sink.received.length, 4);
+    } finally {
+      await daemon.stop();
+      await sink.close();
+    }
+  });
 });
