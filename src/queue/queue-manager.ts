@@ -589,7 +589,7 @@ export class QueueManager {
     const { entry } = claimed;
     let read: ReadResult;
     try {
-      read = readMessage(claimed.path, this.config.maxSize, this.clock.wall(), (st) => dropStagedTwin(this.spool, entry.id, st) || dropUnfinishedKeep(this.spool, entry.id, st));
+      read = readMessage(claimed.path, this.config.maxSize, this.clock.wall(), (st, links) => dropStagedTwin(this.spool, entry.id, st, links) || dropUnfinishedKeep(this.spool, entry.id, st));
     } catch (err) {
       // Out of file descriptors, an I/O error: the host's trouble. Back to
       // deferred, no attempt spent, and a loud line.

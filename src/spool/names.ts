@@ -225,7 +225,10 @@ export function reasonName(entryName: string): string {
  * Files in tmp/ named by spoold (everything else there is a producer's own
  * staging, left to the age rule of staging.ts):
  *
- *   <id>.json.<pid>.<8 hex>           a message being produced (enqueue)
+ *   <id>.json.staged                  a message being produced (enqueue): the
+ *                                     name the daemon can look up by its id alone
+ *   <id>.json.<pid>.<8 hex>           the same, when that name was taken (two
+ *                                     writers of one id, or one killed mid-write)
  *   <id>.json.transit.<pid>.<8 hex>   a message on its way back to incoming/
  *                                     (requeue): never deleted, always put back
  *   .<anything>                       the daemon's own records being written
@@ -237,17 +240,22 @@ export function reasonName(entryName: string): string {
 export interface StagedName {
   id: string;
   transit: boolean;
-  pid: number;
 }
 
-const STAGED_PATTERN = /^(.+)\.json\.(transit\.)?(\d{1,10})\.[0-9a-f]{8}$/;
+const STAGED_PATTERN = /^(.+)\.json\.(?:staged|(transit\.)?\d{1,10}\.[0-9a-f]{8})$/;
 
-export function formatStagedName(id: string, transit: boolean, pid: number, random: string): string {
+/** The staged name tried first: one per id, so a twin is one lookup away (see staging.ts). */
+export function formatStagedName(id: string): string {
+  return `${incomingName(id)}.staged`;
+}
+
+/** A staged name no other writer can hold. */
+export function formatUniqueStagedName(id: string, transit: boolean, pid: number, random: string): string {
   return `${incomingName(id)}.${transit ? 'transit.' : ''}${pid}.${random}`;
 }
 
 export function parseStagedName(name: string): StagedName | null {
   const m = STAGED_PATTERN.exec(name);
   if (!m || !isValidId(m[1]!)) return null;
-  return { id: m[1]!, transit: m[2] !== undefined, pid: Number(m[3]) };
+  return { id: m[1]!, transit: m[2] !== undefined };
 }

@@ -43,7 +43,7 @@ function describeType(st: fs.Stats): string {
  * `dropTwin`: asked about a file with a second name; true when that name was
  * its own staged twin in tmp/ and is gone now (see staging.ts).
  */
-export function readMessage(file: string, maxSize: number, now: number = Date.now(), dropTwin: (st: fs.Stats) => boolean = () => false): ReadResult {
+export function readMessage(file: string, maxSize: number, now: number = Date.now(), dropTwin: (st: fs.Stats, links: () => number) => boolean = () => false): ReadResult {
   let fd: number;
   try {
     fd = fs.openSync(file, OPEN_FLAGS);
@@ -65,7 +65,7 @@ export function readMessage(file: string, maxSize: number, now: number = Date.no
     // its unlink.
     // Looked at again whatever the look found: the twin's writer may have removed it meanwhile.
     if (st.nlink > 1) {
-      dropTwin(st);
+      dropTwin(st, () => fs.fstatSync(fd).nlink);
       st = fs.fstatSync(fd);
     }
     if (st.nlink > 1) return { kind: 'invalid', reason: `has ${st.nlink} hard links: not read` };

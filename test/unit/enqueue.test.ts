@@ -84,6 +84,28 @@ describe('what a crash leaves in tmp/', () => {
     assert.equal(fs.statSync(outside).nlink, 2);
   });
 
+  it('stages under one name per id while it is free, else under a name of its own, and finds the twin either way', async () => {
+    const spool = newSpool();
+    const first = await stage(spool, 'dup', '{"url":"http://127.0.0.1/1"}');
+    const second = await stage(spool, 'dup', '{"url":"http://127.0.0.1/2"}');
+    assert.equal(path.basename(first), 'dup.json.staged');
+    assert.match(path.basename(second), /^dup\.json\.\d+\.[0-9a-f]{8}$/);
+    assert.equal(JSON.parse(fs.readFileSync(first, 'utf8')).url, 'http://127.0.0.1/1', 'the first writer\'s file is untouched');
+    // The second writer publishes; the first was killed before its link.
+    const incoming = spool.path('incoming', 'dup.json');
+    fs.linkSync(second, incoming);
+    assert.equal(dropStagedTwin(spool, 'dup', fs.statSync(incoming), () => fs.statSync(incoming).nlink), true);
+    assert.equal(fs.statSync(incoming).nlink, 1);
+    assert.ok(fs.existsSync(first), 'a file of the same id that is not the twin stays');
+
+    // The twin's writer unlinked it between the daemon's look at the link count and its lookup: tmp/ is not scanned.
+    const third = await stage(spool, 'late', '{}');
+    const fourth = await stage(spool, 'late', '{}');
+    fs.linkSync(fourth, spool.path('incoming', 'late.json'));
+    assert.equal(dropStagedTwin(spool, 'late', fs.statSync(fourth), () => 1), true);
+    assert.ok(fs.existsSync(fourth) && fs.existsSync(third), 'told the twin is gone, nothing was looked for or removed');
+  });
+
   it('the sweep removes stale and published staging, and puts a message in transit back', async () => {
     const spool = newSpool();
     const old = (Date.now() - STALE_MS - 1000) / 1000;
