@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   SPOOL_ERR_LAYOUT: 'the spool folders are not usable (not a directory, or on two file systems)',
   SPOOL_ERR_IO: 'the file system refused a write (full, read-only, permission); nothing was left behind',
   SPOOL_ERR_LOCKED: 'another daemon runs on this spool',
+  SPOOL_ERR_UNSUPPORTED: 'the spool\'s file system does not give what the asked mode needs (--shared on a network or FUSE file system)',
   SPOOL_ERR_MOVE: 'a move between queues failed; the message stays where it was',
   SPOOL_ERR_CONFIG: 'a setting is not valid',
   SPOOL_ERR_METRICS: 'the metrics address cannot be served',

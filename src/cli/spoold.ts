@@ -152,7 +152,8 @@ async function main(): Promise<void> {
       process.exitCode = 2;
     } else if (err instanceof SpoolError) {
       process.stderr.write(`spoold: ${err.message}\n`);
-      process.exitCode = err.code === 'SPOOL_ERR_CONFIG' ? 2 : 1;
+      // Settings that cannot work here: a restart would fail the same way (the unit's RestartPreventExitStatus=2).
+      process.exitCode = err.code === 'SPOOL_ERR_CONFIG' || err.code === 'SPOOL_ERR_UNSUPPORTED' ? 2 : 1;
     } else {
       // Whatever else the file system says: one line, never a stack trace.
       const code = errnoOf(err);

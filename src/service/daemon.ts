@@ -14,6 +14,7 @@ import { publicSettings, RELOADABLE, type Config } from './config.js';
 import { fitConcurrency, openDescriptors, openFilesLimit, requestRoom } from './descriptors.js';
 import { SpoolError } from '../errors.js';
 import { Spool } from '../spool/layout.js';
+import { fileSystemType, remoteFileSystem } from '../spool/file-system.js';
 import { Leases, liveLeases } from '../spool/lease.js';
 import { acquireLock, lockHolder, type Lock } from '../spool/lock.js';
 import { createLogger, type Logger } from './log.js';
@@ -48,6 +49,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
   const log: Logger = await createLogger(config.logLevel, config.logFormat);
   const notify = new Notifier(log);
   const spool = new Spool(config.spool);
+  if (config.shared) refuseUntestedSharing(spool.root);
   spool.ensure();
   const { lock, leases } = config.shared ? { lock: null, leases: joinShared(spool, config.leaseTtl, log) } : { lock: lockAlone(spool, log), leases: null };
 
@@ -209,6 +211,17 @@ function lockAlone(spool: Spool, log: Logger): Lock {
   if (lock.tookOverFrom !== null) log.warn({ event: 'lock-taken-over', spool: spool.root, stalePid: lock.tookOverFrom }, 'took over the lock of a daemon that is gone');
   log.info({ event: 'lock-taken', spool: spool.root }, 'spool locked');
   return lock;
+}
+
+/** Before anything is made in the spool: a refusal leaves it as it was. */
+function refuseUntestedSharing(root: string): void {
+  const type = fileSystemType(root);
+  const remote = type === null ? null : remoteFileSystem(type);
+  if (remote === null) return;
+  throw new SpoolError(
+    `--shared is not supported on ${remote} (${root}): it is tested only on local file systems, where a peer's renames and leases are seen at once; run one spool per host instead, without --shared`,
+    'SPOOL_ERR_UNSUPPORTED',
+  );
 }
 
 function joinShared(spool: Spool, ttl: number, log: Logger): Leases {

@@ -1,6 +1,7 @@
 """A FUSE file system of one file, `record`, whose close(2) fails: FUSE's flush
 answers ESTALE, as NFS and GlusterFS clients do for a file another client
-just replaced. Run: /usr/bin/python3 close-fails-fs.py MOUNTPOINT"""
+just replaced. statfs(2) sees it as FUSE, as it sees GlusterFS and ceph-fuse
+mounts. Run: /usr/bin/python3 close-fails-fs.py MOUNTPOINT"""
 import errno, os, stat, sys, time
 import pyfuse3, trio
 
@@ -50,6 +51,13 @@ class CloseFails(pyfuse3.Operations):
 
     async def release(self, fh):
         pass
+
+    async def statfs(self, ctx):
+        # Answered as a real client does (statfs(2) on a mount that cannot is no test of anything).
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_namemax = 255
+        return s
 
 async def serve():
     # Unmount and go when the test that started us is gone, even killed.
