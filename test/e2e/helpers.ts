@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -213,6 +214,37 @@ export function aptInstall(packages: string[]): boolean {
   const apt = `DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -y -qq`;
   const r = spawnSync('sh', ['-c', `${apt} install ${packages.join(' ')} >/dev/null 2>&1 || (${apt} update && ${apt} install ${packages.join(' ')}) >/dev/null 2>&1`]);
   return r.status === 0;
+}
+
+/**
+ * For the tests of the calling file: test/unit/close-fails-fs.py, a real
+ * FUSE file system of one file (`record`) whose close(2) fails, mounted at
+ * `mnt` in a temporary `base` before them, unmounted and removed after.
+ * Needs root and /dev/fuse, which this project's machines and CI have:
+ * missing, it fails, never skips.
+ */
+export function withCloseFailsFs(prefix: string): { base: string; mnt: string } {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const mnt = path.join(base, 'mnt');
+  const python = '/usr/bin/python3';
+  const hasPyfuse3 = () => spawnSync(python, ['-c', 'import pyfuse3, trio'], { stdio: 'ignore' }).status === 0;
+  const mounted = () => fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mnt);
+  let fuse: ChildProcess | null = null;
+  before(async () => {
+    if (process.getuid?.() !== 0) throw new Error('mounting a FUSE file system needs root');
+    if (!fs.existsSync('/dev/fuse')) throw new Error('no /dev/fuse');
+    if (!hasPyfuse3()) aptInstall(['python3-pyfuse3', 'fuse3']);
+    if (!hasPyfuse3()) throw new Error('python3-pyfuse3 could not be installed');
+    fs.mkdirSync(mnt);
+    fuse = spawn(python, [path.join(ROOT, 'test/unit/close-fails-fs.py'), mnt], { stdio: 'ignore' });
+    await waitFor('the FUSE file system mounted', mounted, 10_000, 20);
+  });
+  after(async () => {
+    spawnSync('umount', ['-l', mnt]);
+    if (fuse && fuse.exitCode === null) await new Promise((r) => (fuse!.once('exit', r), fuse!.kill('SIGKILL')));
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+  return { base, mnt };
 }
 
 /** Maildir-style drop, as any language would do it: write in tmp/, rename into incoming/. */

@@ -5,39 +5,14 @@
  * (the one read-record.test.ts uses).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
 import { fileSystemType, remoteFileSystem } from '../../src/spool/file-system.js';
-import { aptInstall, SPOOLD, waitFor } from './helpers.js';
+import { withCloseFailsFs, SPOOLD } from './helpers.js';
 
-const PYTHON = '/usr/bin/python3';
-const FS_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../unit/close-fails-fs.py');
-const base = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-test-remote-'));
-const mnt = path.join(base, 'mnt');
-let fuse: ChildProcess | null = null;
-
-const mounted = () => fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mnt);
-const hasPyfuse3 = () => spawnSync(PYTHON, ['-c', 'import pyfuse3, trio'], { stdio: 'ignore' }).status === 0;
-
-before(async () => {
-  // Needs root and /dev/fuse, which this project's machines and CI have: missing, it fails, never skips.
-  assert.equal(process.getuid?.(), 0, 'mounting a FUSE file system needs root');
-  if (!hasPyfuse3()) aptInstall(['python3-pyfuse3', 'fuse3']);
-  assert.ok(hasPyfuse3(), 'python3-pyfuse3 could not be installed');
-  fs.mkdirSync(mnt);
-  fuse = spawn(PYTHON, [FS_SCRIPT, mnt], { stdio: 'ignore' });
-  await waitFor('the FUSE file system mounted', mounted, 10_000, 20);
-});
-
-after(async () => {
-  spawnSync('umount', ['-l', mnt]);
-  if (fuse && fuse.exitCode === null) await new Promise((r) => (fuse!.once('exit', r), fuse!.kill('SIGKILL')));
-  fs.rmSync(base, { recursive: true, force: true });
-});
+const { base, mnt } = withCloseFailsFs('spoold-test-remote-');
 
 describe('--shared on a file system it is not tested on', () => {
   it('the file system is told apart by statfs, for a spool that is still to be made too', () => {
