@@ -49,8 +49,13 @@ export interface SettleHost {
   readonly lines: KeyLines;
   config(): Config;
   observer(): DeliveryObserver | null;
-  /** Runs a move; a failure is logged and the move retried later, the message left where it is. */
-  move(id: string, queue: 'deferred' | 'bounced' | 'ordered', step: () => void): void;
+  /**
+   * Runs a move; a failure is logged and the move retried later, the message
+   * left where it is. A step that returns false or null found the message
+   * gone (another process took it): logged as such, and false is returned,
+   * so that nothing more is said or done about a message that is not ours.
+   */
+  move(id: string, queue: 'deferred' | 'bounced' | 'ordered', step: () => unknown): boolean;
   /**
    * Removes a delivered message's file, off the event loop (kept in
    * delivered/ first, with its attempts, under --keep-delivered); `then`
@@ -98,8 +103,8 @@ export class Outcomes {
         this.record(entry.id, result, now);
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
         lines.follow(entry.id, this.host.spool.deferredPath(next.time, formatEntry(next)));
-        this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, next));
         this.host.observer()?.outcome('deferred', origin, { ms: result.elapsed, last: decision.lastError });
+        if (!this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, next))) return;
         this.warnDelayed(job, next, now);
         this.host.wakeAtWall(decision.nextAttempt);
         log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
@@ -153,7 +158,7 @@ export class Outcomes {
     const config = this.host.config();
     const bounced: Entry = { ...entry, time: now, lastError };
     const announce = announces({ url: config.bounceHook, command: config.bounceCommand }, entry.id) ? (name: string) => writeNotice(this.host.spool, name, record) : undefined;
-    this.host.move(entry.id, 'bounced', () => moveToBounced(this.host.spool, claimed.path, bounced, record, announce));
+    if (!this.host.move(entry.id, 'bounced', () => moveToBounced(this.host.spool, claimed.path, bounced, record, announce))) return this.host.lines.done(entry.id);
     this.host.log.warn({ event: 'bounced', id: entry.id, queue: 'bounced', attempts: entry.attempts, reason }, `bounced: ${reason}`);
     this.host.observer()?.outcome('bounced', origin ?? '-', ms === undefined ? {} : { ms });
     this.host.lines.done(entry.id);
@@ -170,7 +175,7 @@ export class Outcomes {
     // The tag lets the due scan pass it over while its destination is dead.
     const later: Entry = { ...entry, time: at, arrival: at, attempts: entry.attempts - 1, destination: destinationTag(origin), lastError: TOKENS.scheduled };
     this.host.lines.follow(entry.id, this.host.spool.deferredPath(later.time, formatEntry(later)));
-    this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, later));
+    if (!this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, later))) return;
     this.host.wakeAtWall(at);
     this.host.log.info({ event: 'scheduled', id: entry.id, queue: 'deferred', deliverAt: new Date(at).toISOString() }, `scheduled for ${new Date(at).toISOString()}`);
   }
@@ -180,7 +185,7 @@ export class Outcomes {
     const { entry } = claimed;
     const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1, ...(lastError && { lastError }) };
     this.host.lines.follow(entry.id, this.host.spool.deferredPath(back.time, formatEntry(back)));
-    this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, back));
+    if (!this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, back))) return;
     this.host.observer()?.putBack(reason);
     this.host.wakeAtWall(at);
     this.host.log.info({ event: 'put-back', id: entry.id, queue: 'deferred', reason }, `not sent (${reason}); back to deferred`);

@@ -774,12 +774,13 @@ export class QueueManager {
       .then(() => this.announceDelivery(job, final, retried))
       .then(() => completeSomewhere(activePath, this.unlinkPlace))
       .then(
-        () => true,
-        () => false,
+        (removed) => (removed ? 'removed' : 'lost'),
+        () => 'failed',
       )
-      .then((gone) =>
+      .then((removal) =>
         this.guard('delivered', () => {
-          if (gone) this.observer?.moved('active', null);
+          if (removal === 'removed') this.observer?.moved('active', null);
+          else if (removal === 'lost') this.claimLost(id, 'delivered');
           else this.move(id, 'delivered', () => complete(activePath));
           then();
         }),
@@ -831,16 +832,37 @@ export class QueueManager {
     }
   }
 
-  /** A failed move leaves the message where it is (still safe) and is retried on each tick. */
-  private move(id: string, queue: 'delivered' | 'deferred' | 'bounced' | 'ordered', step: () => void): void {
+  /**
+   * A failed move leaves the message where it is (still safe) and is retried
+   * on each tick. A step that says false or null found the claim gone: another
+   * process moved it out of active/ while this daemon held it, which a peer
+   * does only when it has judged this daemon dead (--shared), and an operator
+   * only by hand. The one reliable sign of a lost lease where the lease itself
+   * is seen through a cache; the message is that process's now, not counted here.
+   * False only then (a failed move is retried: the message is still ours).
+   */
+  private move(id: string, queue: 'delivered' | 'deferred' | 'bounced' | 'ordered', step: () => unknown): boolean {
     try {
-      step();
+      const done = step();
+      if (done === false || done === null) {
+        this.claimLost(id, queue);
+        return false;
+      }
       this.observer?.moved('active', queue === 'delivered' ? null : queue);
+      return true;
     } catch (err) {
       this.log.error({ event: 'move-failed', id, queue, err }, `message ${id}: move to ${queue} failed; left in active/, retrying`);
       this.stranded.set(`${id}:${queue}`, step);
       this.wakeup.at(this.clock.mono() + HOST_TROUBLE_DELAY_MS);
+      return true;
     }
+  }
+
+  private claimLost(id: string, queue: 'delivered' | 'deferred' | 'bounced' | 'ordered'): void {
+    this.log.error(
+      { event: 'claim-lost', id, queue: 'active', to: queue },
+      `message ${id}: no longer in active/ when it was to go to ${queue}/: another process took it (a peer that judged this daemon dead, or an operator); it may be sent twice`,
+    );
   }
 
   /** A job leaves the active set (its id too, unless `release` is false: the caller releases it later). */

@@ -74,6 +74,7 @@ export const EVENTS = {
   'peer-dead': { level: 'warn', group: 'shared spools', meaning: 'a peer stopped renewing its lease: its claims are delivered by the others' },
   'lease-late': { level: 'warn', group: 'shared spools', meaning: 'this daemon renewed its lease after it had expired' },
   'lease-lost': { level: 'error', group: 'shared spools', meaning: 'a peer judged this daemon dead: messages it had claimed may be delivered twice' },
+  'claim-lost': { level: 'error', group: 'shared spools', meaning: 'a message this daemon had claimed left active/ under it (a peer that judged this daemon dead recovered it, or an operator moved it): it may be delivered twice; nothing more is done with it here' },
   'lease-error': { level: 'error', group: 'shared spools', meaning: 'the lease could not be renewed: tried again at the next beat' },
 
   'metrics-listening': { level: 'info', group: 'side paths', meaning: 'metrics and the status page are served on `address`' },

@@ -28,11 +28,14 @@ export class MoveError extends SpoolError {
   }
 }
 
-export function complete(activePath: string): void {
+/** False when the file was gone already (another process moved it: a peer's recovery, an operator). */
+export function complete(activePath: string): boolean {
   try {
     fs.unlinkSync(activePath);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return false;
   }
 }
 
@@ -45,11 +48,11 @@ export function complete(activePath: string): void {
  * a call against 9-11 for this (20,000 unlinks on tmpfs, one run), paid for
  * every message delivered.
  */
-export function completeAsync(activePath: string): Promise<void> {
+export function completeAsync(activePath: string): Promise<boolean> {
   return new Promise((resolve, reject) =>
     fs.unlink(activePath, (err) => {
       if (err && err.code !== 'ENOENT') reject(err);
-      else resolve();
+      else resolve(!err);
     }),
   );
 }
@@ -98,18 +101,19 @@ export class UnlinkPlace {
 
 const monotonicNow = (): number => performance.now();
 
-/** Unlinks a delivered message's file where UnlinkPlace says; rejects as completeAsync does. */
-export function completeSomewhere(activePath: string, place: UnlinkPlace, now: () => number = monotonicNow): Promise<void> {
+/** Unlinks a delivered message's file where UnlinkPlace says; resolves and rejects as completeAsync does. */
+export function completeSomewhere(activePath: string, place: UnlinkPlace, now: () => number = monotonicNow): Promise<boolean> {
   if (!place.onLoop()) return completeAsync(activePath);
   const started = now();
+  let removed: boolean;
   try {
-    complete(activePath);
+    removed = complete(activePath);
   } catch (err) {
     return Promise.reject(err);
   } finally {
     place.timed((now() - started) * 1000);
   }
-  return Promise.resolve();
+  return Promise.resolve(removed);
 }
 
 /**
@@ -156,13 +160,18 @@ export interface BounceRecord {
  * after the move leaves the record whole (a bounce is rare: its fsync costs
  * little), where without the fsync it could come back empty.
  */
-export function moveToBounced(spool: Spool, from: string, entry: Entry, record: BounceRecord, announce?: (name: string) => void): string {
+export function moveToBounced(spool: Spool, from: string, entry: Entry, record: BounceRecord, announce?: (name: string) => void): string | null {
   const name = formatEntry(entry);
+  const reason = spool.path('bounced', reasonName(name));
   try {
-    writeRecord(spool, spool.path('bounced', reasonName(name)), JSON.stringify(record, null, 2) + '\n', true);
+    writeRecord(spool, reason, JSON.stringify(record, null, 2) + '\n', true);
     // A notice is made before the move it announces (see notices.ts).
     announce?.(name);
-    moveIfPresent(from, spool.path('bounced', name));
+    if (!moveIfPresent(from, spool.path('bounced', name))) {
+      // Another process has the message: the record would be an orphan.
+      fs.rmSync(reason, { force: true });
+      return null;
+    }
   } catch (err) {
     throw new MoveError(entry.id, 'bounced', err);
   }

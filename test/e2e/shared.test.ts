@@ -106,12 +106,19 @@ describe('shared spool', () => {
     const b = await startDaemon(spool, [...SHARED, '--concurrency', '4']);
     const ids = Array.from({ length: 16 }, (_, i) => `pause-${i}`);
     for (const id of ids) drop(spool, id, { url: `${sink.url}/hook` });
-    await waitFor('a holds claims', () => (claims(spool).get(ownerOf(a))?.length ?? 0) > 0);
+    // Stopped with requests in flight: their answers reach it only after its claims were recovered.
+    const inFlight = await waitFor('a has requests in flight', () => {
+      const mine = (claims(spool).get(ownerOf(a)) ?? []).filter((id) => sink.byId(id).length > 0);
+      return mine.length > 0 && mine;
+    });
     a.child.kill('SIGSTOP');
     await b.waitEvent('peer-dead', undefined, 10_000);
     a.child.kill('SIGCONT');
     await a.waitEvent('lease-lost', undefined, 10_000);
     await waitFor('every message delivered', () => ids.every((id) => a.events('delivered', id).length + b.events('delivered', id).length >= 1), 30_000, 100);
+    // Even where its own lease is seen through a cache, the daemon learns it from each claim it settles.
+    await waitFor('a claim-lost line for each', () => inFlight.every((id) => a.events('claim-lost', id).length === 1), 10_000);
+    for (const id of inFlight) assert.equal(a.events('claim-lost', id)[0]!.to, 'delivered');
     await waitFor('queues empty', () => ['incoming', 'active', 'deferred'].every((q) => filesIn(spool, q).length === 0), 10_000);
     assert.deepEqual(filesIn(spool, 'bounced'), []);
     assert.equal((await a.stop()).code, 0);
@@ -151,6 +158,35 @@ describe('shared spool', () => {
     assert.deepEqual([...ids].sort(), Array.from({ length: 20 }, (_, i) => `k-${String(i).padStart(2, '0')}`), 'each once');
     await a.stop();
     await b.stop();
+  });
+
+  it('a claim taken from under the daemon is not moved, counted or logged as its own', async () => {
+    const spool = tempSpool();
+    const taken = path.join(path.dirname(spool), `${path.basename(spool)}-taken`);
+    fs.mkdirSync(taken);
+    // Another process takes the claim while the request is in flight (as a peer's recovery does), then the receiver answers 503.
+    const sink = await startSink((req, res) => {
+      for (const name of fs.readdirSync(path.join(spool, 'active'))) fs.renameSync(path.join(spool, 'active', name), path.join(taken, name));
+      res.writeHead(req.url.endsWith('/refuse') ? 422 : 503).end('no');
+    });
+    const d = await startDaemon(spool);
+    try {
+      drop(spool, 'retry', { url: `${sink.url}/hook` });
+      drop(spool, 'refused', { url: `${sink.url}/refuse` });
+      await d.waitEvent('claim-lost', 'retry');
+      await d.waitEvent('claim-lost', 'refused');
+      assert.equal(d.events('claim-lost', 'retry')[0]!.to, 'deferred');
+      assert.equal(d.events('claim-lost', 'refused')[0]!.to, 'bounced');
+      assert.deepEqual(d.events('deferred'), []);
+      assert.deepEqual(d.events('bounced'), []);
+      assert.deepEqual(filesIn(spool, 'deferred'), []);
+      assert.deepEqual(fs.readdirSync(path.join(spool, 'bounced')), [], 'no orphan reason record');
+      assert.equal(fs.readdirSync(taken).length, 2, 'the messages are where the other process put them');
+    } finally {
+      await d.stop();
+      await sink.close();
+      fs.rmSync(taken, { recursive: true, force: true });
+    }
   });
 
   it('a single daemon and shared ones refuse each other', async () => {
