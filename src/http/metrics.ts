@@ -177,6 +177,7 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
   const receivedBytes = new client.Counter({ name: 'spoold_received_bytes_total', help: 'Bytes of the message files claimed for the first time', registers: [registry] });
   const deliveredBytes = new client.Counter({ name: 'spoold_delivered_bytes_total', help: 'Bytes of the message files delivered', registers: [registry] });
   const putBacks = new client.Counter({ name: 'spoold_put_backs_total', help: 'Claimed messages that went back to deferred/ unsent: their destination was dead or paused, the daemon stopped, or the host failed to read them', labelNames: ['reason'], registers: [registry] });
+  const claimsMissed = new client.Counter({ name: 'spoold_claims_missed_total', help: 'Claims that found the message gone from its queue: another daemon sharing the spool, or an operator, took it first (queue: incoming, deferred)', labelNames: ['queue'], registers: [registry] });
   const requestSeconds = new client.Histogram({ name: 'spoold_request_duration_seconds', help: 'Time of one HTTP attempt, from sending to the end of the response', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] });
   const latencySeconds = new client.Histogram({ name: 'spoold_delivery_latency_seconds', help: 'From the message file being written (a scheduled message: from its scheduled time) to its 2xx, retries included', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21_600, 86_400], registers: [registry] });
   const attempts = new client.Histogram({ name: 'spoold_attempts', help: 'Attempts a delivered message took', buckets: [1, 2, 3, 4, 5, 8, 12, 20, 50, 100], registers: [registry] });
@@ -269,6 +270,9 @@ export async function startMetrics(bind: string, spool: Spool, manager: QueueMan
     },
     putBack(reason) {
       putBacks.inc({ reason });
+    },
+    claimMissed(queue) {
+      claimsMissed.inc({ queue });
     },
     moved(from, to) {
       add(from, -1);

@@ -12,6 +12,12 @@
  * While incoming/ holds more than a fill claims (a backlog), it is scanned
  * every BUSY_RESCAN_MS; the backlog is over after a quiet second, so that a
  * bursty producer does not make it flap.
+ *
+ * In a shared spool a pass claims only this daemon's part of the names
+ * (partition.ts) and skips the others'. A pass that found none of its own
+ * but skipped some is followed at once by one that takes every name: an idle
+ * daemon helps a busy peer and delivers a dead one's part. A pass that
+ * skipped names is no proof that incoming/ was claimed to its end.
  */
 import { DirectoryPass, type Spool } from '../spool/layout.js';
 import { parseIncomingName } from '../spool/names.js';
@@ -27,6 +33,8 @@ export interface IncomingHost {
   isHeld(id: string): boolean;
   /** Claims and takes up one message; false if it was gone. Throws for the host's trouble. */
   claim(id: string): boolean;
+  /** Whether this daemon claims this id first (partition.ts); always true alone. */
+  mine(id: string): boolean;
   /** incoming/ started or stopped holding more than a fill claims. */
   backlogChanged(backlog: boolean): void;
   /** A read of incoming/ reached its end (see ordering.ts). */
@@ -44,6 +52,11 @@ export class IncomingScan {
   readStartedAt = -Infinity;
   private quietSince: number | null = null;
   private pass: DirectoryPass | null = null;
+  /** The current pass takes every name, not only this daemon's part. */
+  private passTakesAll = false;
+  /** In the current pass: claims made, and others' names skipped. */
+  private passClaimed = 0;
+  private passSkipped = 0;
   private strangers: DirectoryPass | null = null;
 
   constructor(
@@ -56,19 +69,32 @@ export class IncomingScan {
   fill(limit: number): number {
     let claimed = 0;
     let exhausted = false;
+    let takeAll = false;
     this.lastScan = this.clock.mono();
     for (let fresh = this.pass === null; !exhausted; fresh = true) {
-      const pass = (this.pass ??= new DirectoryPass(this.spool.dir('incoming'), this.clock.mono()));
+      if (this.pass === null) {
+        this.pass = new DirectoryPass(this.spool.dir('incoming'), this.clock.mono());
+        this.passTakesAll = takeAll;
+        this.passClaimed = this.passSkipped = 0;
+      }
+      const pass = this.pass;
       let d: ReturnType<DirectoryPass['read']> = null;
       try {
         while ((d = pass.read()) !== null) {
           const id = parseIncomingName(d.name);
           if (!id || this.host.isHeld(id)) continue;
+          if (!this.passTakesAll && !this.host.mine(id)) {
+            this.passSkipped++;
+            continue;
+          }
           if (claimed >= limit) {
             pass.unread(d);
             break;
           }
-          if (this.host.claim(id)) claimed++;
+          if (this.host.claim(id)) {
+            claimed++;
+            this.passClaimed++;
+          }
         }
       } catch (err) {
         // A read or a claim failed (EIO, EMFILE): this pass ends unfinished; the next starts afresh.
@@ -78,9 +104,13 @@ export class IncomingScan {
       }
       if (d !== null) break;
       this.pass = null;
-      this.readStartedAt = pass.startedAt;
-      this.host.readEnded();
-      exhausted = fresh;
+      if (this.passSkipped === 0) {
+        this.readStartedAt = pass.startedAt;
+        this.host.readEnded();
+      }
+      // Our part has run out and others' names wait: take them all, now.
+      takeAll = this.passSkipped > 0 && this.passClaimed === 0;
+      exhausted = fresh && !takeAll;
     }
     const now = this.clock.mono();
     if (!exhausted) {

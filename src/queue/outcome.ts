@@ -38,6 +38,8 @@ export interface DeliveryObserver {
   received(destination: string, bytes: number): void;
   /** A claimed message went back to deferred/ unsent. */
   putBack(reason: PutBackReason): void;
+  /** A claim's rename found the message gone from `from`: another daemon (or an operator) took it first. */
+  claimMissed(from: 'incoming' | 'deferred'): void;
 }
 
 /** Why a claimed message went back unsent: a closed set. */

@@ -49,6 +49,7 @@ import { monoAt, realClock, wallAt, type Clock } from './clock.js';
 import { DestinationTable, heldBy, type Destination } from './destinations.js';
 import { DueScan } from './due-scan.js';
 import { IncomingScan } from './incoming-scan.js';
+import { Partition } from './partition.js';
 import type { Job } from './job.js';
 import { KeyLines } from './ordering.js';
 import { Outcomes, type DeliveryObserver } from './outcome.js';
@@ -97,6 +98,7 @@ export interface DestinationReport {
 export class QueueManager {
   private readonly table: DestinationTable;
   private readonly rotation = new Rotation();
+  private readonly partition: Partition;
   private readonly incoming: IncomingScan;
   private readonly due: DueScan;
   private readonly wakeup: Wakeup;
@@ -135,6 +137,8 @@ export class QueueManager {
   private pausesCheckedAt = -Infinity;
   private lastClock: { wall: number; mono: number };
   private lastDispose: number;
+  /** Claims whose rename found the file gone: another daemon sharing the spool (or an operator) took it first. */
+  readonly claimsMissed = { incoming: 0, deferred: 0 };
 
   /** Metrics, when they are on. */
   observer: DeliveryObserver | null = null;
@@ -162,9 +166,11 @@ export class QueueManager {
     this.lastClock = { wall: clock.wall(), mono: clock.mono() };
     this.lastDispose = clock.mono();
     this.wakeup = new Wakeup(clock, () => this.tick());
+    this.partition = new Partition(owner);
     this.incoming = new IncomingScan(spool, clock, {
       isHeld: (id) => this.held.has(id),
       claim: (id) => this.claim(claimIncoming(this.spool, id, this.clock.wall(), this.owner), 'incoming'),
+      mine: (id) => this.partition.mine(id),
       backlogChanged: () => undefined,
       readEnded: () => this.lines.incomingRead(),
     });
@@ -315,8 +321,9 @@ export class QueueManager {
   /** A name appeared in incoming/ (a hint from the watcher). */
   noticeIncoming(name: string): void {
     const id = parseIncomingName(name);
-    // Our own claim's rename shows up here too: the id is held by then.
-    if (!id || this.stopping || this.held.has(id)) return;
+    // Our own claim's rename shows up here too: the id is held by then. Another
+    // daemon's part is its to claim (partition.ts); scans take what it leaves.
+    if (!id || this.stopping || this.held.has(id) || !this.partition.mine(id)) return;
     // A named file is no blind read: claimed whenever the set has room, or
     // into the reserve when the set is full of other destinations' messages.
     if (!this.inTrouble() && (this.held.size < this.activeLimit || (this.held.size < this.activeLimit + this.config.concurrency && this.isStranger(id)))) {
@@ -344,9 +351,18 @@ export class QueueManager {
     return read.kind !== 'message' || strangerVerdict(this.table.peek(read.message.origin), this.activeLimit) === 'claim';
   }
 
+  /** In a shared spool: the owners of the live leases, among which incoming/ is partitioned. */
+  sharedWith(owners: string[]): void {
+    if (this.partition.peers(owners)) this.log.info({ event: 'partition', parts: this.partition.parts }, `incoming/ is split among ${this.partition.parts} daemons`);
+  }
+
   /** A claim was made (or not): takes the message up. */
   private claim(claimed: Claimed | null, from: 'incoming' | 'deferred'): boolean {
-    if (!claimed) return false;
+    if (!claimed) {
+      this.claimsMissed[from]++;
+      this.observer?.claimMissed(from);
+      return false;
+    }
     this.observer?.moved(from, 'active');
     this.run(claimed);
     return true;

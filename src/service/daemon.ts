@@ -15,7 +15,7 @@ import { fitConcurrency, openDescriptors, openFilesLimit, requestRoom } from './
 import { SpoolError } from '../errors.js';
 import { Spool } from '../spool/layout.js';
 import { fileSystemType, remoteFileSystem } from '../spool/file-system.js';
-import { Leases, liveLeases } from '../spool/lease.js';
+import { leaseOwners, Leases, liveLeases } from '../spool/lease.js';
 import { acquireLock, lockHolder, type Lock } from '../spool/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { Notifier } from './notify.js';
@@ -80,6 +80,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
 
   let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log, leases?.owner ?? null);
+  if (leases) manager.sharedWith(leaseOwners(spool));
   // Ages survive clock steps (see spool/clock-steps.ts).
   const steps = new ClockSteps(spool);
   const downStep = steps.load();
@@ -133,7 +134,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
       clearInterval(pruner);
       lock?.release();
       leases?.release();
-      log.info({ event: 'stopped' }, 'stopped');
+      log.info({ event: 'stopped', claimsMissed: manager.claimsMissed }, 'stopped');
       return 0;
     })();
     return stopping;
@@ -330,7 +331,9 @@ function beat(spool: Spool, leases: Leases, manager: QueueManager, log: Logger):
     const { lost, lateMs } = leases.renew();
     if (lost) log.error({ event: 'lease-lost', owner: leases.owner }, 'a peer judged this daemon dead and may have recovered its claims: those messages may be delivered twice');
     else if (lateMs > 0) log.warn({ event: 'lease-late', owner: leases.owner, lateMs }, `lease renewed ${lateMs} ms past its expiry: peers may have recovered this daemon's claims`);
-    if (recoverPeers(spool, leases, Date.now(), log) > 0) manager.dueChanged();
+    const { recovered, live } = recoverPeers(spool, leases, Date.now(), log);
+    manager.sharedWith(live);
+    if (recovered > 0) manager.dueChanged();
   } catch (err) {
     log.error({ event: 'lease-error', owner: leases.owner, error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not renew the lease or look at peers; trying again at the next beat');
   }

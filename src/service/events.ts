@@ -19,7 +19,7 @@ export const EVENTS = {
   stopping: { level: 'info', group: 'start and stop', meaning: 'a SIGTERM or SIGINT arrived: claiming stops' },
   draining: { level: 'info', group: 'start and stop', meaning: 'waiting up to `--shutdown-grace` for requests in flight' },
   'cut-off': { level: 'warn', group: 'start and stop', meaning: 'the grace period is over: requests still in flight are cut and will be retried' },
-  stopped: { level: 'info', group: 'start and stop', meaning: 'every claimed message is back in a queue; the daemon exits 0' },
+  stopped: { level: 'info', group: 'start and stop', meaning: 'every claimed message is back in a queue; the daemon exits 0 (`claimsMissed`: claims that found their message taken first, by queue)' },
   'descriptors-short': { level: 'warn', group: 'start and stop', meaning: 'the open-files limit (`limit`, with `open` taken) leaves room for `room` requests in flight: the settings in `lowered` are capped at that (raise `ulimit -n` or LimitNOFILE=)' },
   'clock-stepped': { level: 'warn', group: 'start and stop', meaning: 'the wall clock moved more than the time that passed (`stepMs`; `whileStopped` across a restart): ages do not count the step' },
 
@@ -71,6 +71,7 @@ export const EVENTS = {
   'bounce-command-failed': { level: 'error', group: 'bounces', meaning: '`--bounce-command` could not start or exited non-zero (`code`, `signal`, `stderr`)' },
 
   'lease-taken': { level: 'info', group: 'shared spools', meaning: 'with `--shared`: this daemon shares the spool as `owner`' },
+  partition: { level: 'info', group: 'shared spools', meaning: 'the daemons sharing the spool changed: incoming/ is split into `parts`, each claimed first by one of them (a part its daemon leaves is taken by the others)' },
   'peer-dead': { level: 'warn', group: 'shared spools', meaning: 'a peer stopped renewing its lease: its claims are delivered by the others' },
   'lease-late': { level: 'warn', group: 'shared spools', meaning: 'this daemon renewed its lease after it had expired' },
   'lease-lost': { level: 'error', group: 'shared spools', meaning: 'a peer judged this daemon dead: messages it had claimed may be delivered twice' },

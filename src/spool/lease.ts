@@ -1,7 +1,8 @@
 /**
  * Leases: how daemons sharing one spool (`spoold start --shared`) tell a dead
- * peer from a live one, on one host or across hosts on a shared POSIX file
- * system (NFS v4, CephFS) with atomic rename.
+ * peer from a live one. One host only: network and FUSE file systems are
+ * refused (file-system.ts), since their clients see a peer's renewed lease
+ * late from a cache.
  *
  * Each daemon rewrites leases/<owner> every third of the lease time, with a
  * new beat number, through write-file-atomic (never read half-written). A peer is judged dead

@@ -62,22 +62,25 @@ function afterInterruption(lastError: string): string {
 
 /**
  * In a shared spool: recovers the claims of peers whose lease expired, then
- * removes their leases. Run on every heartbeat.
+ * removes their leases. Run on every heartbeat. Returns how many claims were
+ * recovered, and the owners of the leases still live (this daemon's among them).
  */
-export function recoverPeers(spool: Spool, leases: Leases, now: number, log: Logger): number {
-  const owners = new Set(leaseOwners(spool));
+export function recoverPeers(spool: Spool, leases: Leases, now: number, log: Logger): { recovered: number; live: string[] } {
+  const leased = leaseOwners(spool);
+  const owners = new Set(leased);
   for (const d of streamDir(spool.dir('active'))) {
     const owner = parseActiveName(d.name)?.owner;
     if (owner) owners.add(owner);
   }
   const dead = new Set(leases.dead(owners));
-  if (dead.size === 0) return 0;
+  const live = leased.filter((owner) => !dead.has(owner));
+  if (dead.size === 0) return { recovered: 0, live };
   const recovered = recoverActive(spool, now, log, (owner) => owner !== null && dead.has(owner));
   for (const owner of dead) {
     leases.bury(owner);
     log.warn({ event: 'peer-dead', owner }, `daemon ${owner} stopped renewing its lease; its claims are delivered by the others`);
   }
-  return recovered;
+  return { recovered, live };
 }
 
 /**

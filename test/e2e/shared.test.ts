@@ -67,6 +67,30 @@ describe('shared spool', () => {
     assert.deepEqual(filesIn(spool, 'leases'), []);
   });
 
+  it('splits incoming/ between two daemons, and one delivers a stopped peer\'s part long before its lease expires', async () => {
+    const sink = await startSink();
+    const spool = tempSpool();
+    // b first: a finds b's lease as it starts, and splits incoming/ at once.
+    const b = await startDaemon(spool, ['--shared', '--lease-ttl', '120s']);
+    const a = await startDaemon(spool, ['--shared', '--lease-ttl', '120s', '--scan-interval', '500ms']);
+    assert.equal((await a.waitEvent('partition')).parts, 2);
+    b.child.kill('SIGSTOP');
+    try {
+      const ids = Array.from({ length: 60 }, (_, i) => `split-${i}`);
+      for (const id of ids) drop(spool, id, { url: `${sink.url}/hook` });
+      // Half of them are b's part, which a does not claim on their file events;
+      // b's lease lives for two minutes, so only a's scans can deliver them.
+      await waitFor('all delivered by a', () => ids.every((id) => a.events('delivered', id).length === 1), 30_000, 100);
+      assert.equal(a.events('peer-dead').length, 0, 'b was never judged dead');
+      assert.equal(sink.received.length, ids.length, 'each sent once');
+    } finally {
+      b.child.kill('SIGCONT');
+    }
+    assert.equal((await a.stop()).code, 0);
+    assert.deepEqual(a.events('stopped')[0]!.claimsMissed, { incoming: 0, deferred: 0 }, 'b, stopped, took nothing a tried to claim');
+    assert.equal((await b.stop()).code, 0);
+  });
+
   it('never takes a live daemon\'s claims, however long its requests take; a killed one\'s are delivered by the survivor', async () => {
     // Every request takes 2.5 lease times: a lease must be told apart from
     // the age of the claims it covers.

@@ -137,4 +137,20 @@ describe('queue manager scheduling', () => {
     assert.equal(qm.activeCount, 0);
     await qm.stop(0);
   });
+
+  it('counts a claim that finds its message taken first, and tells the observer', async () => {
+    const { spool, qm, drop } = setup(() => ok);
+    const missed: string[] = [];
+    qm.observer = { moved: () => undefined, outcome: () => undefined, received: () => undefined, putBack: () => undefined, claimMissed: (from) => missed.push(from) };
+    qm.start();
+    await settle();
+    drop('taken');
+    // Another daemon (or an operator) takes the file between its event and our claim.
+    fs.rmSync(spool.path('incoming', 'taken.json'));
+    qm.noticeIncoming('taken.json');
+    await settle();
+    assert.deepEqual(qm.claimsMissed, { incoming: 1, deferred: 0 });
+    assert.deepEqual(missed, ['incoming']);
+    await qm.stop(0);
+  });
 });
