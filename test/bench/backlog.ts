@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { replaceReadmeSection } from './readme.js';
 import { formatEntry, destinationTag, bucketOf } from '../../src/spool/names.js';
+import { fileSystemName } from '../fs-type.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
   const base = fs.mkdtempSync(path.join(DIR, 'spoold-bench-'));
   const spool = path.join(base, 'spool');
   for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q), { recursive: true });
-  const fsType = execFileSync('stat', ['-f', '-c', '%T', base], { encoding: 'utf8' }).trim();
+  const fsType = fileSystemName(base);
   const now = Date.now();
   console.error(`generating ${COUNT.toLocaleString('en')} deferred messages in ${base} (${fsType})`);
   generate(spool, 0, COUNT, now);

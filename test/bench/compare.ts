@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { replaceReadmeSection } from './readme.js';
+import { fileSystemName } from '../fs-type.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HERE = path.join(ROOT, 'test/bench');
@@ -540,7 +541,7 @@ function targets(rows: Row[]): string[] {
 async function main(): Promise<void> {
   const disk = arg('disk', os.tmpdir());
   const tmpfs = arg('tmpfs', '/dev/shm');
-  const fsType = (d: string) => execFileSync('stat', ['-f', '-c', '%T', d], { encoding: 'utf8' }).trim();
+  const fsType = fileSystemName;
   const rows: Row[] = [];
   const notes: string[] = [];
   const count = N.toLocaleString('en');

@@ -16,13 +16,14 @@ export const SPOOLD = path.join(ROOT, 'bin/spoold');
 export const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');
 
 /** A spool path in a fresh temporary folder, removed by cleanup(). */
-export function tempSpool(): string {
-  return path.join(tempDir(), 'spool');
+/** `base`: the folder (the file system) to make it in; the system's temporary folder by default. */
+export function tempSpool(base = os.tmpdir()): string {
+  return path.join(tempDir('spoold-test-', base), 'spool');
 }
 
 /** A fresh temporary folder, removed by cleanup(). */
-export function tempDir(prefix = 'spoold-test-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+export function tempDir(prefix = 'spoold-test-', base = os.tmpdir()): string {
+  const dir = fs.mkdtempSync(path.join(base, prefix));
   live.dirs.add(dir);
   return dir;
 }

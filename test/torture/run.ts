@@ -30,6 +30,7 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['races', () => operatorRaces(smoke ? { messages: 300, seconds: 5 } : { messages: 3000, seconds: 30 })],
   ['ordering', () => orderingUnderKills(smoke ? { keys: 20, perKey: 15, kills: 4, failShare: 0.3 } : { keys: 40, perKey: 60, kills: 15, failShare: 0.3 })],
   ['shared', () => sharedUnderKills(smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 })],
+  ['shared-tmpfs', () => sharedUnderKills({ ...(smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 }), base: '/dev/shm' })],
   ['origins', () => manyOrigins(smoke ? { origins: 1000, perOrigin: 2 } : { origins: 5000, perOrigin: 2 })],
   ['powercut', () => powerCuts(smoke ? { cuts: 5 } : { cuts: 25 })],
   ['schedule', () => schedulesUnderKills(smoke ? { scheduled: 300, paused: 100, kept: 100, kills: 6, failShare: 0.2 } : { scheduled: 3000, paused: 1000, kept: 1000, kills: 20, failShare: 0.2 })],

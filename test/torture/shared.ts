@@ -11,17 +11,22 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
 import { quickDrop, sleep, snapshot, type Outcome } from './common.js';
+import { fileSystemName } from '../fs-type.js';
 
 interface Send {
   at: number;
   by: string;
 }
 
-export async function sharedUnderKills(opts: { messages: number; kills: number; failShare: number }): Promise<Outcome> {
+/** `base`: where the spool is made, so that each file system the README names for --shared is tried. */
+export async function sharedUnderKills(opts: { messages: number; kills: number; failShare: number; base?: string }): Promise<Outcome> {
+  const base = opts.base ?? os.tmpdir();
+  const fileSystem = fileSystemName(base);
   // Per id, every 2xx answered: when, and to which daemon run.
   const delivered = new Map<string, Send[]>();
   let requests = 0;
@@ -38,7 +43,7 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
   server.keepAliveTimeout = 10_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const spool = tempSpool();
+  const spool = tempSpool(base);
   ensureSpoolDirs(spool);
   const started = Date.now();
 
@@ -120,7 +125,7 @@ export async function sharedUnderKills(opts: { messages: number; kills: number; 
   // The last two remove their own leases as they stop.
   const pass = drained && lost === 0 && left.size === 0 && whileAlive.length === 0 && leases.length === 0 && exits.every((e) => e.code === 0);
   return {
-    scenario: '7. shared daemons under kills',
+    scenario: `7. shared daemons under kills, ${fileSystem}`,
     pass,
     figures:
       `${opts.messages.toLocaleString('en')} messages, 2 daemons --shared on one spool, ${opts.kills} × SIGKILL of one or the other (${runs} daemon runs), ${Math.round(opts.failShare * 100)}% 503: ` +
