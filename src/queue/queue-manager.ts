@@ -352,7 +352,7 @@ export class QueueManager {
   }
 
   /** In a shared spool: the owners of the live leases, among which incoming/ is partitioned. */
-  sharedWith(owners: string[]): void {
+  sharedWith(owners: Iterable<string>): void {
     if (this.partition.peers(owners)) this.log.info({ event: 'partition', parts: this.partition.parts }, `incoming/ is split among ${this.partition.parts} daemons`);
   }
 

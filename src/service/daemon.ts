@@ -15,7 +15,7 @@ import { fitConcurrency, openDescriptors, openFilesLimit, requestRoom } from './
 import { SpoolError } from '../errors.js';
 import { Spool } from '../spool/layout.js';
 import { fileSystemType, remoteFileSystem } from '../spool/file-system.js';
-import { leaseOwners, Leases, liveLeases } from '../spool/lease.js';
+import { leaseOwners, Leases, liveLeases, watchLeases } from '../spool/lease.js';
 import { acquireLock, lockHolder, type Lock } from '../spool/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { Notifier } from './notify.js';
@@ -80,7 +80,23 @@ export async function runDaemon(load: () => Config): Promise<number> {
 
   let sender = new Sender(config);
   const manager = new QueueManager(spool, config, sender, log, leases?.owner ?? null);
-  if (leases) manager.sharedWith(leaseOwners(spool));
+  // The peers the partition of incoming/ is made over: the live leases at each beat, and between beats a lease that appears or goes.
+  let peers = new Set(leases ? leaseOwners(spool) : []);
+  const share = (owners: Iterable<string>) => {
+    peers = new Set(owners);
+    manager.sharedWith(peers);
+  };
+  if (leases) share(peers);
+  const leaseWatch =
+    leases &&
+    watchLeases(
+      spool,
+      (owner, present) => {
+        if (present === peers.has(owner)) return;
+        share(present ? [...peers, owner] : [...peers].filter((o) => o !== owner));
+      },
+      (err) => log.warn({ event: 'lease-watch-failed', owner: leases.owner, error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'cannot watch leases/: peers starting or stopping are seen at the next beat'),
+    );
   // Ages survive clock steps (see spool/clock-steps.ts).
   const steps = new ClockSteps(spool);
   const downStep = steps.load();
@@ -110,7 +126,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
     }
     manager.observer = metrics.observer;
   }
-  const heartbeat = leases && setInterval(() => beat(spool, leases, manager, log), leases.interval);
+  const heartbeat = leases && setInterval(() => beat(spool, leases, manager, share, log), leases.interval);
   const sweeper = setInterval(() => sweep(spool, log, pauseRecords), SWEEP_INTERVAL_MS).unref();
   const pruner = setInterval(() => void prune(spool, config.keepDelivered, log), PRUNE_INTERVAL_MS).unref();
 
@@ -126,6 +142,7 @@ export async function runDaemon(load: () => Config): Promise<number> {
       await Promise.all(retiredSenders);
       await sender.close();
       if (heartbeat) clearInterval(heartbeat);
+      leaseWatch?.close();
       clearInterval(stateTimer);
       clearInterval(clockTimer);
       steps.save();
@@ -326,13 +343,13 @@ async function prune(spool: Spool, keepMs: number, log: Logger): Promise<void> {
 }
 
 /** Renews our lease and recovers the claims of peers whose lease expired. */
-function beat(spool: Spool, leases: Leases, manager: QueueManager, log: Logger): void {
+function beat(spool: Spool, leases: Leases, manager: QueueManager, share: (owners: string[]) => void, log: Logger): void {
   try {
     const { lost, lateMs } = leases.renew();
     if (lost) log.error({ event: 'lease-lost', owner: leases.owner }, 'a peer judged this daemon dead and may have recovered its claims: those messages may be delivered twice');
     else if (lateMs > 0) log.warn({ event: 'lease-late', owner: leases.owner, lateMs }, `lease renewed ${lateMs} ms past its expiry: peers may have recovered this daemon's claims`);
     const { recovered, live } = recoverPeers(spool, leases, Date.now(), log);
-    manager.sharedWith(live);
+    share(live);
     if (recovered > 0) manager.dueChanged();
   } catch (err) {
     log.error({ event: 'lease-error', owner: leases.owner, error: (err as NodeJS.ErrnoException).code ?? String(err), message: (err as Error).message }, 'could not renew the lease or look at peers; trying again at the next beat');

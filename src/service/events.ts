@@ -77,6 +77,7 @@ export const EVENTS = {
   'lease-lost': { level: 'error', group: 'shared spools', meaning: 'a peer judged this daemon dead: messages it had claimed may be delivered twice' },
   'claim-lost': { level: 'error', group: 'shared spools', meaning: 'a message this daemon had claimed left active/ under it (a peer that judged this daemon dead recovered it, or an operator moved it): it may be delivered twice; nothing more is done with it here' },
   'lease-error': { level: 'error', group: 'shared spools', meaning: 'the lease could not be renewed: tried again at the next beat' },
+  'lease-watch-failed': { level: 'warn', group: 'shared spools', meaning: 'leases/ cannot be watched (no inotify watches left, …): peers starting or stopping are seen at the next beat, a third of the lease time later' },
 
   'metrics-listening': { level: 'info', group: 'side paths', meaning: 'metrics and the status page are served on `address`' },
   'metrics-recount-failed': { level: 'warn', group: 'side paths', meaning: 'the queues could not be counted for the metrics' },

@@ -69,6 +69,32 @@ export function leaseOwners(spool: Spool): string[] {
   return owners;
 }
 
+/**
+ * Calls `onOwner` when a lease file appears or goes between beats (a peer
+ * starting, or stopping cleanly), so the partition of incoming/ follows at
+ * once: two daemons started together each see no peer at start, and would
+ * race for every name until the next beat, a third of the lease time later.
+ * Only a hint: beats still decide who is live, and a watch that fails leaves
+ * them alone to do it.
+ */
+export function watchLeases(spool: Spool, onOwner: (owner: string, present: boolean) => void, onError: (err: unknown) => void): { close(): void } {
+  let watcher: fs.FSWatcher | null = null;
+  try {
+    watcher = fs.watch(spool.dir('leases'), { persistent: false }, (_event, name) => {
+      const owner = name ? String(name) : '';
+      if (OWNER_ID.test(owner) && isValidOwner(owner)) onOwner(owner, fs.existsSync(spool.leasePath(owner)));
+    });
+    watcher.on('error', (err) => {
+      watcher?.close();
+      watcher = null;
+      onError(err);
+    });
+  } catch (err) {
+    onError(err);
+  }
+  return { close: () => watcher?.close() };
+}
+
 function readSpace(): string {
   try {
     const boot = systemClock.boot();

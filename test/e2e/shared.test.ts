@@ -91,6 +91,18 @@ describe('shared spool', () => {
     assert.equal((await b.stop()).code, 0);
   });
 
+  it('a daemon splits incoming/ with a peer that starts after it, and takes it back when the peer stops, without waiting for its next beat', async () => {
+    const spool = tempSpool();
+    // Beats every 200 s: whatever a learns within this test, it learns from the lease files appearing and going.
+    const a = await startDaemon(spool, ['--shared', '--lease-ttl', '10m']);
+    assert.equal(a.events('partition').length, 0, 'a starts alone: incoming/ is not split');
+    const b = await startDaemon(spool, ['--shared', '--lease-ttl', '10m']);
+    await waitFor('a splits incoming/ with b', () => a.events('partition').some((l) => l.parts === 2), 15_000);
+    assert.equal((await b.stop()).code, 0);
+    await waitFor('a alone again', () => a.events('partition').at(-1)?.parts === 1, 15_000);
+    assert.equal((await a.stop()).code, 0);
+  });
+
   it('never takes a live daemon\'s claims, however long its requests take; a killed one\'s are delivered by the survivor', async () => {
     // Every request takes 2.5 lease times: a lease must be told apart from
     // the age of the claims it covers.
