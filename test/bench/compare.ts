@@ -541,12 +541,11 @@ function targets(rows: Row[]): string[] {
 async function main(): Promise<void> {
   const disk = arg('disk', os.tmpdir());
   const tmpfs = arg('tmpfs', '/dev/shm');
-  const fsType = fileSystemName;
   const rows: Row[] = [];
   const notes: string[] = [];
   const count = N.toLocaleString('en');
   if (want('fs')) {
-    notes.push(`File-system cost per message, disk (${fsType(disk)}): ${fsCosts(disk)}.`);
+    notes.push(`File-system cost per message, disk (${fileSystemName(disk)}): ${fsCosts(disk)}.`);
     notes.push(`File-system cost per message, tmpfs: ${fsCosts(tmpfs)}.`);
   }
   const ceiling = want('ceiling') ? await repeat('in-memory loop (ceiling, no durability)', runCeiling) : null;
@@ -596,7 +595,7 @@ async function main(): Promise<void> {
   const targetLines = targets(rows);
   const cpus = os.cpus();
   const table = [
-    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fsType(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate), one destination, median of ${RUNS} runs. spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
+    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fileSystemName(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate), one destination, median of ${RUNS} runs. spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
     '',
     ...notes,
     '',

@@ -15,8 +15,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const SPOOLD = path.join(ROOT, 'bin/spoold');
 export const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');
 
-/** A spool path in a fresh temporary folder, removed by cleanup(). */
-/** `base`: the folder (the file system) to make it in; the system's temporary folder by default. */
+/** A spool path in a fresh temporary folder under `base` (the file system to try; the system's temporary folder by default), removed by cleanup(). */
 export function tempSpool(base = os.tmpdir()): string {
   return path.join(tempDir('spoold-test-', base), 'spool');
 }

@@ -22,6 +22,9 @@ import { sharedUnderKills } from './shared.js';
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 
+/** Scenario 7, once on the disk and once on tmpfs: the file systems --shared is kept for. */
+const shared = smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 };
+
 const scenarios: [string, () => Promise<Outcome>][] = [
   ['crash', () => crashLoop(smoke ? { messages: 2000, kills: 5, failShare: 0.3 } : { messages: 20_000, kills: 50, failShare: 0.3 })],
   ['faults', () => endpointFaults()],
@@ -29,8 +32,8 @@ const scenarios: [string, () => Promise<Outcome>][] = [
   ['limits', () => osLimits({ fdMessages: smoke ? 300 : 3000 })],
   ['races', () => operatorRaces(smoke ? { messages: 300, seconds: 5 } : { messages: 3000, seconds: 30 })],
   ['ordering', () => orderingUnderKills(smoke ? { keys: 20, perKey: 15, kills: 4, failShare: 0.3 } : { keys: 40, perKey: 60, kills: 15, failShare: 0.3 })],
-  ['shared', () => sharedUnderKills(smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 })],
-  ['shared-tmpfs', () => sharedUnderKills({ ...(smoke ? { messages: 1000, kills: 4, failShare: 0.3 } : { messages: 10_000, kills: 30, failShare: 0.3 }), base: '/dev/shm' })],
+  ['shared', () => sharedUnderKills(shared)],
+  ['shared-tmpfs', () => sharedUnderKills({ ...shared, base: '/dev/shm' })],
   ['origins', () => manyOrigins(smoke ? { origins: 1000, perOrigin: 2 } : { origins: 5000, perOrigin: 2 })],
   ['powercut', () => powerCuts(smoke ? { cuts: 5 } : { cuts: 25 })],
   ['schedule', () => schedulesUnderKills(smoke ? { scheduled: 300, paused: 100, kept: 100, kills: 6, failShare: 0.2 } : { scheduled: 3000, paused: 1000, kept: 1000, kills: 20, failShare: 0.2 })],
