@@ -64,8 +64,8 @@ export interface SettleHost {
    * once it is gone (or its removal stranded).
    */
   remove(job: Job, final: AttemptRecord, then: () => void): void;
-  /** Look at deferred/ again no later than this wall time. */
-  wakeAtWall(wall: number): void;
+  /** The message is in deferred/ at `path`, due at `entry.time`: claimed again from there when due. */
+  deferred(entry: Entry, path: string): void;
   /** A bounce is in bounced/ (and its notice in the outbox). */
   bounced(record: BounceRecord): void;
   /** A notice is in the outbox. */
@@ -104,11 +104,12 @@ export class Outcomes {
       case 'deferred': {
         this.record(entry.id, result, now);
         const next: Entry = { ...entry, time: decision.nextAttempt, lastError: decision.lastError };
-        lines.follow(entry.id, this.host.spool.deferredPath(next.time, formatEntry(next)));
+        const to = this.host.spool.deferredPath(next.time, formatEntry(next));
+        lines.follow(entry.id, to);
         this.host.observer()?.outcome('deferred', origin, { ms: result.elapsed, last: decision.lastError });
         if (!this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, next))) return;
         this.warnDelayed(job, next, now);
-        this.host.wakeAtWall(decision.nextAttempt);
+        this.host.deferred(next, to);
         log.info({ event: 'deferred', queue: 'deferred', ...base, reason: decision.reason, delayMs: decision.delay, nextAttemptAt: new Date(decision.nextAttempt).toISOString() }, `deferred: ${decision.reason}`);
         return;
       }
@@ -176,9 +177,10 @@ export class Outcomes {
     const { entry } = claimed;
     // The tag lets the due scan pass it over while its destination is dead.
     const later: Entry = { ...entry, time: at, arrival: at, attempts: entry.attempts - 1, destination: destinationTag(origin), lastError: TOKENS.scheduled };
-    this.host.lines.follow(entry.id, this.host.spool.deferredPath(later.time, formatEntry(later)));
+    const to = this.host.spool.deferredPath(later.time, formatEntry(later));
+    this.host.lines.follow(entry.id, to);
     if (!this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, later))) return;
-    this.host.wakeAtWall(at);
+    this.host.deferred(later, to);
     this.host.log.info({ event: 'scheduled', id: entry.id, queue: 'deferred', deliverAt: new Date(at).toISOString() }, `scheduled for ${new Date(at).toISOString()}`);
   }
 
@@ -186,10 +188,11 @@ export class Outcomes {
   putBack(claimed: Claimed, at: number, reason: PutBackReason, lastError?: string): void {
     const { entry } = claimed;
     const back: Entry = { ...entry, time: at, attempts: entry.attempts - 1, ...(lastError && { lastError }) };
-    this.host.lines.follow(entry.id, this.host.spool.deferredPath(back.time, formatEntry(back)));
+    const to = this.host.spool.deferredPath(back.time, formatEntry(back));
+    this.host.lines.follow(entry.id, to);
     if (!this.host.move(entry.id, 'deferred', () => moveToDeferred(this.host.spool, claimed.path, back))) return;
     this.host.observer()?.putBack(reason);
-    this.host.wakeAtWall(at);
+    this.host.deferred(back, to);
     this.host.log.info({ event: 'put-back', id: entry.id, queue: 'deferred', reason }, `not sent (${reason}); back to deferred`);
   }
 }

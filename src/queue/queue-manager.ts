@@ -45,9 +45,10 @@ import { describeErrorToken, incomingName, isTrustedTag, parseIncomingName, TOKE
 import { readMessage, SETTLE_MS, type ReadResult } from '../spool/read.js';
 import { dropStagedTwin } from '../spool/staging.js';
 import { dueVerdict, maySend, Rotation, strangerVerdict } from './admission.js';
-import { monoAt, realClock, wallAt, type Clock } from './clock.js';
+import { realClock, wallAt, type Clock } from './clock.js';
 import { DestinationTable, heldBy, type Destination } from './destinations.js';
 import { DueScan } from './due-scan.js';
+import type { DueEntry } from '../spool/due.js';
 import { IncomingScan } from './incoming-scan.js';
 import { Partition } from './partition.js';
 import type { Job } from './job.js';
@@ -200,7 +201,10 @@ export class QueueManager {
       observer: () => this.observer,
       move: (id, queue, step) => this.move(id, queue, step),
       remove: (job, final, then) => this.remove(job, final, then),
-      wakeAtWall: (wall) => this.wakeup.atWall(wall),
+      deferred: (entry, path) => {
+        this.due.added(entry, path);
+        this.wakeup.atWall(entry.time);
+      },
       bounced: (record) => this.onBounced(record),
       noticed: () => this.onNotice(),
     });
@@ -419,9 +423,9 @@ export class QueueManager {
     this.usefulClaims = 0;
     let claimed = 0;
     // Retries and fresh messages share a fill, so neither starves the other.
-    if (room > claimed && this.due.ready()) claimed += this.fillFromDeferred(this.incoming.dirty ? Math.ceil(room / 2) : room);
+    if (room > claimed && this.due.wanted()) claimed += this.fillFromDeferred(this.incoming.dirty ? Math.ceil(room / 2) : room);
     if (room > claimed && this.incoming.dirty) this.guard('incoming scan', () => (claimed += this.incoming.fill(room - claimed)));
-    if (room > claimed && this.due.ready()) claimed += this.fillFromDeferred(room - claimed);
+    if (room > claimed && this.due.wanted()) claimed += this.fillFromDeferred(room - claimed);
     // Full: a fresh message for another destination whose file event was
     // missed (a watch starting, an overflow) must not wait behind the backlog.
     if (this.held.size >= this.activeLimit && this.incoming.dirty && this.clock.mono() >= this.strangersAt) {
@@ -435,7 +439,7 @@ export class QueueManager {
       this.readAheadAt = this.clock.mono() + this.readAheadPause;
     }
     // A slice was taken and there may be more: the next one after this turn's requests are out.
-    if (claimed >= room && room > 0 && this.allowance() > 0 && (this.incoming.dirty || this.due.dirty)) this.scheduleFill();
+    if (claimed >= room && room > 0 && this.allowance() > 0 && (this.incoming.dirty || this.due.waiting)) this.scheduleFill();
     this.arm();
   }
 
@@ -445,7 +449,7 @@ export class QueueManager {
       const now = this.clock.mono();
       const picked = new Map<Destination, number>();
       let deadUntil = Infinity;
-      const due = this.due.scan(limit, (e) => {
+      const pass = (e: Entry) => {
         if (this.held.has(e.id)) return true;
         // The tag only finds the record; a legacy 32-bit tag passes nothing over.
         const d = isTrustedTag(e.destination) ? this.table.tagged(e.destination) : undefined;
@@ -458,11 +462,19 @@ export class QueueManager {
         }
         picked.set(d, n + 1);
         return false;
-      });
-      if (deadUntil !== Infinity) this.wakeup.at(deadUntil);
-      for (const { entry, path } of due) {
-        if (this.held.has(entry.id)) continue;
-        if (this.claim(claimDeferred(this.spool, path, entry, this.clock.wall(), this.owner), 'deferred')) claimed++;
+      };
+      const take = (due: DueEntry[]) => {
+        for (const { entry, path } of due) {
+          if (this.held.has(entry.id)) continue;
+          if (this.claim(claimDeferred(this.spool, path, entry, this.clock.wall(), this.owner), 'deferred')) claimed++;
+        }
+      };
+      // What the upcoming list holds costs no reading of deferred/, so it is not spaced.
+      if (this.due.listDue()) take(this.due.take(limit, pass));
+      if (claimed < limit && this.due.ready()) take(this.due.scan(limit - claimed, pass));
+      if (deadUntil !== Infinity) {
+        this.due.scanBy(deadUntil);
+        this.wakeup.at(deadUntil);
       }
     });
     return claimed;
@@ -480,10 +492,11 @@ export class QueueManager {
     // (release() fills again), or the pause of reading ahead.
     if (this.held.size >= this.activeLimit && this.incoming.dirty) this.wakeup.at(Math.max(now, this.strangersAt));
     if (this.needed === 0 && (this.held.size >= this.activeLimit || this.sending >= this.config.concurrency)) return this.wakeup.at(now + this.config.scanInterval);
-    if (this.needed === 0 && (this.incoming.dirty || this.due.dirty)) this.wakeup.at(this.readAheadAt);
+    if (this.needed === 0 && (this.incoming.dirty || this.due.waiting)) this.wakeup.at(this.readAheadAt);
     this.wakeup.at(this.incoming.nextScanAt(this.config.scanInterval));
-    if (this.due.dirty) this.wakeup.at(this.due.readyAt);
-    else if (this.due.nextDue !== null) this.wakeup.at(Math.max(monoAt(this.clock, this.due.nextDue), this.due.readyAt));
+    // Nothing may be claimed before one of the above: a due retry would only wake it to find no room.
+    if (this.allowance() === 0) return;
+    this.wakeup.at(this.due.wakeAt(this.config.scanInterval));
   }
 
   /**
@@ -521,8 +534,8 @@ export class QueueManager {
       else this.log.error({ event: 'spool-degraded', stranded: this.stranded.size }, `${this.stranded.size} message(s) could not be moved; not claiming until they can`);
     }
     const now = this.clock.mono();
-    // Messages made due by others (spoolctl flush and release, peers) are found here.
-    this.due.changed();
+    // Messages made due by others (spoolctl flush and release, peers) are found here, within --scan-interval.
+    this.due.rescanEvery(this.config.scanInterval);
     if (this.incoming.backlog || now - this.incoming.lastScan >= this.config.scanInterval) this.incoming.dirty = true;
     this.lines.sweep();
     if (now - this.lastDispose >= 1000) {
@@ -896,7 +909,7 @@ export class QueueManager {
 
   private release(id: string): void {
     this.held.delete(id);
-    if ((this.incoming.dirty || this.due.dirty) && this.needed > 0) this.scheduleFill();
+    if ((this.incoming.dirty || this.due.waiting) && this.needed > 0) this.scheduleFill();
   }
 
   /** The destinations the daemon holds work or state for, busiest first (at most `limit`). */

@@ -8,6 +8,11 @@
  * memory holds `limit` names, not the queue. Buckets not started yet tell when
  * the next scan is needed.
  *
+ * A scan also keeps the earliest `keep` entries that are not due yet, and says
+ * up to when that list is complete (every not-yet-due name earlier than
+ * `completeUntil` is in it): a caller can claim them straight from the list
+ * as they come due, without reading the bucket again for each one.
+ *
  * Self-healing: a message file found directly in deferred/ or in a bucket
  * that does not match its time is renamed into its bucket; past buckets left
  * empty are removed (rmdir never removes a file, so a racing rename is safe).
@@ -24,11 +29,15 @@ export interface DueEntry {
 
 export interface DueScan {
   due: DueEntry[];
-  /** Earliest time something not yet due becomes due, if any is known. */
-  nextDue: number | null;
+  /** The earliest entries not due yet, earliest first (at most `keep`). */
+  upcoming: DueEntry[];
+  /** `upcoming` holds every entry not due yet whose time is before this (wall ms; Infinity: all of them). */
+  completeUntil: number;
   /** Stopped at `limit`: more may be due. */
   more: boolean;
 }
+
+const byTime = (a: DueEntry, b: DueEntry) => a.entry.time - b.entry.time;
 
 function rehome(spool: Spool, from: string, entry: Entry): void {
   const dir = spool.bucketDir(bucketOf(entry.time));
@@ -40,10 +49,17 @@ function rehome(spool: Spool, from: string, entry: Entry): void {
   }
 }
 
-export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entry) => boolean = () => false): DueScan {
-  const result: DueScan = { due: [], nextDue: null, more: false };
-  const later = (t: number) => {
-    if (result.nextDue === null || t < result.nextDue) result.nextDue = t;
+export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entry) => boolean = () => false, keep = 0): DueScan {
+  const result: DueScan = { due: [], upcoming: [], completeUntil: Infinity, more: false };
+  // Kept as a buffer trimmed to `keep` whenever it doubles: O(n log keep), memory 2 × keep.
+  const trim = () => {
+    result.upcoming.sort(byTime);
+    const dropped = result.upcoming.splice(keep);
+    if (dropped.length > 0) result.completeUntil = Math.min(result.completeUntil, dropped[0]!.entry.time);
+  };
+  const later = (entry: Entry, at: string) => {
+    result.upcoming.push({ entry, path: at });
+    if (result.upcoming.length >= 2 * keep) trim();
   };
   const buckets: number[] = [];
   for (const d of fs.readdirSync(spool.dir('deferred'), { withFileTypes: true })) {
@@ -52,15 +68,17 @@ export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entr
       buckets.push(start);
     } else if (d.isFile()) {
       const entry = parseEntry(d.name);
-      if (entry) rehome(spool, spool.path('deferred', d.name), entry);
-      if (entry) later(Math.min(entry.time, now));
+      if (!entry) continue;
+      rehome(spool, spool.path('deferred', d.name), entry);
+      // Into a bucket this scan may have passed: the next scan, due by then, finds it.
+      result.completeUntil = Math.min(result.completeUntil, entry.time);
     }
   }
   buckets.sort((a, b) => a - b);
 
   for (const start of buckets) {
     if (start > now) {
-      later(start);
+      result.completeUntil = Math.min(result.completeUntil, start);
       break;
     }
     const dir = spool.bucketDir(start);
@@ -70,8 +88,12 @@ export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entr
       const entry = parseEntry(d.name);
       if (!entry || !d.isFile()) continue;
       if (entry.time > now) {
-        if (bucketOf(entry.time) !== start) rehome(spool, path.join(dir, d.name), entry);
-        later(entry.time);
+        const at = path.join(dir, d.name);
+        if (bucketOf(entry.time) === start) later(entry, at);
+        else {
+          rehome(spool, at, entry);
+          result.completeUntil = Math.min(result.completeUntil, entry.time);
+        }
         continue;
       }
       if (result.due.length >= limit) {
@@ -91,6 +113,9 @@ export function scanDue(spool: Spool, now: number, limit: number, skip: (e: Entr
     }
     if (result.more) break;
   }
-  result.due.sort((a, b) => a.entry.time - b.entry.time);
+  // Stopped early: names not read yet may be due before anything kept.
+  if (result.more) result.completeUntil = Math.min(result.completeUntil, now);
+  trim();
+  result.due.sort(byTime);
   return result;
 }

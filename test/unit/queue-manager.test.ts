@@ -138,6 +138,43 @@ describe('queue manager scheduling', () => {
     await qm.stop(0);
   });
 
+  it('sends retries and scheduled messages at their time, each once, while thousands wait in the same bucket', async () => {
+    const { spool, qm, sender } = setup((id) => (id.startsWith('r-') && sender.sent.filter((s) => s === id).length < 2 ? unavailable : ok), { scanInterval: '10s' });
+    const sentAt = new Map<string, number[]>();
+    const inner = sender.send.bind(sender);
+    sender.send = (m, o) => {
+      sentAt.set(o.id, [...(sentAt.get(o.id) ?? []), clock.wall()]);
+      return inner(m, o);
+    };
+    // Scheduled over the next 40 s (all in this minute's bucket), and retries among them.
+    const start = clock.wall();
+    const wanted = new Map<string, number>();
+    for (let i = 0; i < 1500; i++) {
+      const at = start + 2000 + i * 25;
+      wanted.set(`s-${i}`, at);
+      fs.writeFileSync(spool.path('incoming', `s-${i}.json`), JSON.stringify({ url: 'http://127.0.0.1:1/x', deliverAt: new Date(at).toISOString() }));
+    }
+    for (let i = 0; i < 20; i++) fs.writeFileSync(spool.path('incoming', `r-${i}.json`), JSON.stringify({ url: 'http://127.0.0.1:1/x' }));
+    qm.start();
+    for (let t = 0; t < 45_000; t += 5) {
+      mock.timers.tick(5);
+      await settle();
+      if (t % 500 === 0) await qm.removals();
+    }
+    await qm.removals();
+    for (const [id, at] of wanted) {
+      const times = sentAt.get(id) ?? [];
+      assert.equal(times.length, 1, `${id} sent ${times.length} times`);
+      assert.ok(times[0]! >= at && times[0]! - at <= 5, `${id} sent ${times[0]! - at} ms after its time`);
+    }
+    for (let i = 0; i < 20; i++) {
+      const [first, second] = sentAt.get(`r-${i}`) ?? [];
+      // --min-backoff = --max-backoff = 1 s, with jitter of a quarter either way.
+      assert.ok(second !== undefined && second - first! >= 750 && second - first! <= 1255, `r-${i} retried ${second! - first!} ms later`);
+    }
+    await qm.stop(0);
+  });
+
   it('counts a claim that finds its message taken first, and tells the observer', async () => {
     const { spool, qm, drop } = setup(() => ok);
     const missed: string[] = [];
