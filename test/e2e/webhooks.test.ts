@@ -73,7 +73,13 @@ describe('webhooks', () => {
     }
     const stamps = attempts.map((r) => Number(r.headers['webhook-timestamp']));
     assert.ok(stamps[1]! - stamps[0]! >= 2, `the timestamp is set at each attempt: ${stamps.join(', ')}`);
-    for (const [i, r] of attempts.entries()) assert.ok(Math.abs(stamps[i]! - r.at / 1000) <= 1, 'seconds, at the attempt');
+    // The stamp is the send time floored to seconds, so it is never after the
+    // arrival, and trails it by the floor (< 1 s) plus the time from signing to
+    // arrival: a bound of 1 either side failed whenever the two added past 1 s.
+    for (const [i, r] of attempts.entries()) {
+      const lag = r.at / 1000 - stamps[i]!;
+      assert.ok(lag >= 0 && lag < 2, `seconds, at the attempt: stamped ${stamps[i]}, arrived ${r.at / 1000}`);
+    }
     const [ownReq] = own.byId('signed-own');
     assert.ok(verifies(ownSecret, ownReq!) && !verifies(oldSecret, ownReq!), "the destination's own secret, not the spool's");
 
