@@ -9,7 +9,7 @@
  * milliseconds per 1,000 messages for the whole pipeline (producers, daemon or
  * broker; the sink excluded: it runs in its own process).
  *
- *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--write-readme]
+ *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--rates 100,500,2000] [--write-readme]
  *   BENCH_PROFILE_DIR=dir …  also writes a V8 CPU profile of each spoold run into dir
  */
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -35,7 +35,8 @@ const ONLY = arg('only', '').split(',').filter(Boolean);
 /** The peers' clients keep this many requests in flight: spoold's default --concurrency. */
 const CONCURRENCY = 64;
 /** The rate sweep: each rate for this long. */
-const RATES = [100, 500, 2000];
+const RATES = arg('rates', '100,500,2000').split(',').map(Number);
+if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates: messages a second, whole numbers above 0, comma-separated (got ${arg('rates', '')})`);
 const RATE_SECONDS = 10;
 const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const want = (key: string) => ONLY.length === 0 || ONLY.includes(key);
