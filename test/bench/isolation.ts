@@ -7,8 +7,15 @@
  * never answers (each attempt ends at the 5 s timeout) wait when the daemon
  * starts: due in deferred/ (they have failed before: the steady state), or
  * all arriving at once in incoming/ (each must be read once to learn its
- * destination). Reported: the healthy messages' drop-to-request latency
- * and how long they took, and how many requests the dead endpoint got.
+ * destination). In the "slow" scenario the 5,000 arriving at once go to
+ * an endpoint that answers 200 after 2 s: its good answers grow its window
+ * to the --per-destination limit, and the slots it then holds are the ones
+ * the healthy traffic cannot have. Reported: the healthy messages'
+ * drop-to-request latency and how long they took, and how many requests
+ * the dead (or slow) endpoint got.
+ *
+ * The settings under test can be changed through the daemon's environment
+ * (SPOOLD_CONCURRENCY, SPOOLD_PER_DESTINATION); the table then says so.
  *
  *   npx tsx test/bench/isolation.ts [--write-readme]
  */
@@ -19,6 +26,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULTS } from '../../src/service/config.js';
 import { bucketOf, destinationTag, formatEntry } from '../../src/spool/names.js';
 import { replaceReadmeSection } from './readme.js';
 
@@ -27,6 +35,8 @@ const SPOOLD = path.join(ROOT, 'bin/spoold');
 const HEALTHY = 2000;
 const RATE = 200;
 const DEAD = 5000;
+/** The slow endpoint's answer time: well inside --timeout 5s, so every answer is a good one. */
+const SLOW_MS = 2000;
 
 async function listen(handler: http.RequestListener): Promise<{ url: string; server: http.Server }> {
   const server = http.createServer(handler);
@@ -48,7 +58,7 @@ interface Result {
   deadRequests: number;
 }
 
-async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming', extra: string[]): Promise<Result> {
+async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming' | 'slow', extra: string[]): Promise<Result> {
   const latencies: number[] = [];
   const healthy = await listen((req, res) => {
     const chunks: Buffer[] = [];
@@ -60,9 +70,14 @@ async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming', 
   });
   let deadRequests = 0;
   const sockets = new Set<import('node:net').Socket>();
-  const dead = await listen((req) => {
+  const answers = new Set<NodeJS.Timeout>();
+  const dead = await listen((req, res) => {
     deadRequests++;
-    req.resume(); // and never answer
+    req.resume(); // and never answer, or answer late
+    if (backlog === 'slow') {
+      const t = setTimeout(() => (answers.delete(t), res.end('ok')), SLOW_MS);
+      answers.add(t);
+    }
   });
   dead.server.on('connection', (s) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
 
@@ -71,7 +86,7 @@ async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming', 
   const now = Date.now();
   for (let i = 0; backlog !== 'none' && i < DEAD; i++) {
     const body = JSON.stringify({ url: `${dead.url}/hook`, body: { i } });
-    if (backlog === 'incoming') {
+    if (backlog === 'incoming' || backlog === 'slow') {
       fs.writeFileSync(path.join(spool, 'incoming', `dead-${i}.json`), body);
       continue;
     }
@@ -96,6 +111,7 @@ async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming', 
   const seconds = (Date.now() - t0) / 1000;
   daemon.kill('SIGKILL');
   await new Promise((r) => daemon.once('exit', r));
+  for (const t of answers) clearTimeout(t);
   for (const s of sockets) s.destroy();
   healthy.server.close();
   dead.server.close();
@@ -104,17 +120,20 @@ async function run(scenario: string, backlog: 'none' | 'deferred' | 'incoming', 
   return { scenario, p50: pct(latencies, 50), p99: pct(latencies, 99), max: Math.max(...latencies), seconds, deadRequests };
 }
 
+const perDestination = Math.min(Number(process.env.SPOOLD_PER_DESTINATION ?? DEFAULTS.perDestination), Number(process.env.SPOOLD_CONCURRENCY ?? DEFAULTS.concurrency));
 const results = [
   await run('healthy traffic alone', 'none', []),
-  await run('with 5,000 due in deferred/ for a dead endpoint (dead after 32 failures in a row: the default 10, raised to the per-destination limit)', 'deferred', []),
+  await run(`with 5,000 due in deferred/ for a dead endpoint (dead after ${perDestination} failures in a row: the default ${DEFAULTS.deadAfter}, raised to the per-destination limit)`, 'deferred', []),
   await run('the same, dead-destination handling off (--dead-after 0)', 'deferred', ['--dead-after', '0']),
   await run('with 5,000 for the dead endpoint arriving at once in incoming/', 'incoming', []),
+  await run(`with 5,000 arriving at once in incoming/ for a slow endpoint (200 after ${SLOW_MS / 1000} s)`, 'slow', []),
 ];
+const settings = ['SPOOLD_CONCURRENCY', 'SPOOLD_PER_DESTINATION'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
 const cpus = os.cpus();
 const table = [
-  `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, Node ${process.version}; ${HEALTHY.toLocaleString('en')} healthy messages dropped at ${RATE}/s; the dead endpoint accepts connections and never answers (--timeout 5s; every other setting the default).`,
+  `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, Node ${process.version}; ${HEALTHY.toLocaleString('en')} healthy messages dropped at ${RATE}/s; the dead endpoint accepts connections and never answers (--timeout 5s; every other setting ${settings.length ? `the default but ${settings.join(', ')}` : 'the default'}).`,
   '',
-  '| scenario | healthy latency p50 / p99 / max (ms) | healthy traffic done in | requests to the dead endpoint |',
+  '| scenario | healthy latency p50 / p99 / max (ms) | healthy traffic done in | requests to the dead or slow endpoint |',
   '|---|---|---:|---:|',
   ...results.map((r) => `| ${r.scenario} | ${r.p50} / ${r.p99} / ${r.max} | ${r.seconds.toFixed(1)} s | ${r.deadRequests.toLocaleString('en')} |`),
 ].join('\n');
