@@ -7,7 +7,11 @@
  * 3,000 messages with `deliverAt` 1-10 s ahead and 1,000 without, all
  * waiting when the daemon starts (the start-up claim comes first); and 3,000
  * dropped at 300 a second, each due 1-10 s after its drop (the steady state).
- * Late: the first request's arrival less the message's time.
+ * Late: the first request's arrival less the message's time, or less the
+ * daemon's start for a message that came due before it: writing the 4,000
+ * files of the first row takes 1-2 s on this disk, so messages due 1 s after
+ * their drop are due before the daemon runs, and counting that wait would
+ * measure the bench's writes, not the due scan.
  *
  *   npx tsx test/bench/lateness.ts [--write-readme]
  */
@@ -57,6 +61,7 @@ async function run(steady: boolean): Promise<string> {
     for (let i = 0; i < SCHEDULED; i++) schedule(i);
     for (let i = 0; i < 1000; i++) drop(spool, `now-${i}`, { url: `${url}/now` });
   }
+  const spawned = Date.now();
   const daemon = spawn(process.execPath, [SPOOLD, 'start', '--spool', spool, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     if (steady) {
@@ -76,21 +81,22 @@ async function run(steady: boolean): Promise<string> {
     await new Promise<void>((r) => server.close(() => r()));
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const late = [...due].filter(([id]) => first.has(id)).map(([id, at]) => first.get(id)! - at);
+  const late = [...due].filter(([id]) => first.has(id)).map(([id, at]) => first.get(id)! - Math.max(at, spawned));
+  const dueBeforeStart = [...due.values()].filter((at) => at < spawned).length;
   const early = late.filter((l) => l < 0).length;
   const missing = due.size - late.length;
   const name = steady ? `${SCHEDULED.toLocaleString('en')} dropped at 300/s, each due 1-10 s after its drop` : `${SCHEDULED.toLocaleString('en')} due 1-10 s ahead and 1,000 due now, all waiting at start`;
   const f = (x: number) => Math.round(x).toLocaleString('en');
-  return `| ${name} | ${f(pct(late, 50))} | ${f(pct(late, 90))} | ${f(pct(late, 99))} | ${f(Math.max(...late))} | ${early} | ${missing} |`;
+  return `| ${name} | ${f(pct(late, 50))} | ${f(pct(late, 90))} | ${f(pct(late, 99))} | ${f(Math.max(...late))} | ${f(dueBeforeStart)} | ${early} | ${missing} |`;
 }
 
 async function main(): Promise<void> {
   const rows = [await run(false), await run(true)];
   const table = [
-    `Run ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, spool on disk (${os.tmpdir()}), the defaults; one run each. Late: ms from the message's time to its request at the receiver.`,
+    `Run ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, spool on disk (${os.tmpdir()}), the defaults; one run each. Late: ms from the message's time (or from the daemon's start, for one due before it) to its request at the receiver.`,
     '',
-    '| scheduled messages | late p50 | p90 | p99 | max | sent early | not sent in 30 s |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| scheduled messages | late p50 | p90 | p99 | max | due before the daemon started | sent early | not sent in 30 s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
   ].join('\n');
   console.log(table);
