@@ -9,7 +9,7 @@
  * milliseconds per 1,000 messages for the whole pipeline (producers, daemon or
  * broker; the sink excluded: it runs in its own process).
  *
- *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--rates 100,500,2000] [--write-readme]
+ *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--rates 100,500,2000] [--rate-seconds 10] [--write-readme]
  *   BENCH_PROFILE_DIR=dir …  also writes a V8 CPU profile of each spoold run into dir
  */
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -37,7 +37,9 @@ const CONCURRENCY = 64;
 /** The rate sweep: each rate for this long. */
 const RATES = arg('rates', '100,500,2000').split(',').map(Number);
 if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates: messages a second, whole numbers above 0, comma-separated (got ${arg('rates', '')})`);
-const RATE_SECONDS = 10;
+/** How long each rate row runs: longer runs weigh the one-time costs (V8 compiling the path, new connections) less. */
+const RATE_SECONDS = Number(arg('rate-seconds', '10'));
+if (!Number.isInteger(RATE_SECONDS) || RATE_SECONDS <= 0 || RATE_SECONDS > 600) throw new Error(`--rate-seconds: a whole number of seconds from 1 to 600 (got ${arg('rate-seconds', '')})`);
 const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const want = (key: string) => ONLY.length === 0 || ONLY.includes(key);
 
