@@ -78,6 +78,16 @@ const CLAIM_BATCH = 64;
 /** Reading ahead that found nothing that could go out waits this long at first, doubling up to READ_AHEAD_MAX_MS. */
 const READ_AHEAD_MIN_MS = 50;
 const READ_AHEAD_MAX_MS = 1000;
+/**
+ * Delivered messages whose keep and unlink may be under way at once. They
+ * stay held until their file is gone (see remove), so a disk slower than the
+ * receiver would otherwise fill the whole active set (--active-limit) with
+ * them: 10,000 pending keeps, each with its promises and record, took a
+ * keep-delivered drain to 205 MB where it peaked at 127 MB on a quiet disk.
+ * At this bound claiming waits, and the disk, not memory, sets the pace. At
+ * 5,000 msgs/s a removal would have to take 50 ms to reach it.
+ */
+const REMOVALS_LIMIT = 256;
 /** While the set is full, incoming/ is looked through for other destinations' messages at most this often, a slice at a time. */
 const STRANGER_PASS_MS = 1000;
 
@@ -330,7 +340,7 @@ export class QueueManager {
     if (!id || this.stopping || this.held.has(id) || !this.partition.mine(id)) return;
     // A named file is no blind read: claimed whenever the set has room, or
     // into the reserve when the set is full of other destinations' messages.
-    if (!this.inTrouble() && (this.held.size < this.activeLimit || (this.held.size < this.activeLimit + this.config.concurrency && this.isStranger(id)))) {
+    if (!this.inTrouble() && !this.removalsFull && (this.held.size < this.activeLimit || (this.held.size < this.activeLimit + this.config.concurrency && this.isStranger(id)))) {
       this.guard('claim', () => void this.claim(claimIncoming(this.spool, id, this.clock.wall(), this.owner), 'incoming'));
     } else {
       this.incoming.dirty = true;
@@ -405,8 +415,14 @@ export class QueueManager {
     return Math.max(0, 2 * this.config.concurrency - this.held.size);
   }
 
+  /** Whether claiming waits for delivered messages' files to be gone (see REMOVALS_LIMIT). */
+  private get removalsFull(): boolean {
+    return this.removing.size >= REMOVALS_LIMIT;
+  }
+
   /** How many may be claimed now: what the slots need, or a slice of reading ahead when it may help (see the header). */
   private allowance(): number {
+    if (this.removalsFull) return 0;
     const room = this.activeLimit - this.held.size;
     const ahead = this.sending < this.config.concurrency && this.clock.mono() >= this.readAheadAt ? CLAIM_BATCH : 0;
     return Math.min(room, Math.max(this.needed, ahead), CLAIM_BATCH);
@@ -418,6 +434,8 @@ export class QueueManager {
     // While a move is failing (disk full, permissions), claiming more would
     // only strand more: wait for the tick that finds the spool writable again.
     if (this.inTrouble()) return this.arm();
+    // Waiting for the disk: the removal that ends below the bound fills again.
+    if (this.removalsFull) return this.arm();
     const needed = this.needed;
     const room = this.allowance();
     this.usefulClaims = 0;
@@ -433,8 +451,13 @@ export class QueueManager {
       const reserve = this.activeLimit + this.config.concurrency;
       this.guard('incoming scan', () => (claimed += this.incoming.findStrangers(CLAIM_BATCH, (id) => this.held.size < reserve && this.isStranger(id))));
     }
-    if (claimed > needed) {
-      // Read ahead: on at once if it found messages that can go out, else after a pause that doubles.
+    // Read ahead (allowed beyond what the slots need): on at once if it found
+    // messages that can go out, else after a pause that doubles. Also when it
+    // found nothing at all: arm() wakes for reading ahead at readAheadAt, and
+    // left in the past that was a timer of 0 ms, each a read of incoming/,
+    // for as long as the set held its slots' need (delivered messages waiting
+    // for their files to go) and incoming/ was still marked as a backlog.
+    if (room > needed) {
       this.readAheadPause = this.usefulClaims > 0 ? 0 : Math.min(READ_AHEAD_MAX_MS, Math.max(READ_AHEAD_MIN_MS, this.readAheadPause * 2));
       this.readAheadAt = this.clock.mono() + this.readAheadPause;
     }
@@ -491,7 +514,7 @@ export class QueueManager {
     // Nothing may be claimed now: room, not time, is what claiming waits for
     // (release() fills again), or the pause of reading ahead.
     if (this.held.size >= this.activeLimit && this.incoming.dirty) this.wakeup.at(Math.max(now, this.strangersAt));
-    if (this.needed === 0 && (this.held.size >= this.activeLimit || this.sending >= this.config.concurrency)) return this.wakeup.at(now + this.config.scanInterval);
+    if (this.removalsFull || (this.needed === 0 && (this.held.size >= this.activeLimit || this.sending >= this.config.concurrency))) return this.wakeup.at(now + this.config.scanInterval);
     if (this.needed === 0 && (this.incoming.dirty || this.due.waiting)) this.wakeup.at(this.readAheadAt);
     this.wakeup.at(this.incoming.nextScanAt(this.config.scanInterval));
     // Nothing may be claimed before one of the above: a due retry would only wake it to find no room.
@@ -815,8 +838,10 @@ export class QueueManager {
         }),
       )
       .finally(() => {
+        const wasFull = this.removalsFull;
         this.removing.delete(p);
         this.release(id);
+        if (wasFull && (this.incoming.dirty || this.due.waiting)) this.scheduleFill();
       });
     this.removing.add(p);
   }
@@ -896,7 +921,9 @@ export class QueueManager {
 
   /** A job leaves the active set (its id too, unless `release` is false: the caller releases it later). */
   private finish(job: Job, release = true): void {
+    // A delivered message's job lives on until its file is gone: not its body.
     if (job.message) this.keptBytes -= job.size;
+    job.message = null;
     this.table.touched(job.destination, this.clock.mono());
     if (release) this.release(job.claimed.entry.id);
     // Due messages were passed over for a destination holding its share: it holds less now.

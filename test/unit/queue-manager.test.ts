@@ -4,6 +4,7 @@
  * no real time passes and no request leaves the process.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -136,6 +137,82 @@ describe('queue manager scheduling', () => {
     await qm.removals();
     assert.equal(qm.activeCount, 0);
     await qm.stop(0);
+  });
+
+  it('stops claiming while 256 delivered messages wait for the disk, and claims again once their files are gone', async () => {
+    const { spool, qm, sender, drop } = setup(() => ok, { keepDelivered: '1h' });
+    // A disk slower than the receiver: every thread of the pool (4, libuv's
+    // default) waits in open(2) on a FIFO with no writer, so each delivered
+    // message's keep (through the pool) waits behind them.
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const fifos = Array.from({ length: threads }, (_, i) => path.join(spool.root, `stall-${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const stalls = fifos.map((f) => fs.promises.open(f, 'r'));
+    let unblocked = false;
+    const unblock = async () => {
+      if (unblocked) return;
+      unblocked = true;
+      for (const f of fifos) fs.closeSync(fs.openSync(f, 'w'));
+      for (const h of await Promise.all(stalls)) await h.close();
+    };
+    for (let i = 0; i < 1000; i++) drop(`m-${i}`);
+    // Whatever fails, the pool must not stay stalled nor the manager run on: the process would never end.
+    try {
+      qm.start();
+      let seen = -1;
+      for (let round = 0; round < 200 && sender.sent.length !== seen; round++) {
+        seen = sender.sent.length;
+        mock.timers.tick(100);
+        await settle();
+      }
+      // Claims stopped at the bound; what was already claimed went out.
+      assert.ok(sender.sent.length >= 256 && sender.sent.length <= 256 + 2 * 64 + 64, `sent ${sender.sent.length}`);
+      assert.equal(qm.activeCount, sender.sent.length, 'every one sent is still held: its file is in active/');
+      assert.equal(fs.readdirSync(spool.dir('active')).length, sender.sent.length);
+      // The disk catches up: a writer for each FIFO lets its open end.
+      await unblock();
+      for (let round = 0; round < 2000 && (sender.sent.length < 1000 || qm.activeCount > 0); round++) {
+        await qm.removals();
+        mock.timers.tick(100);
+        await settle();
+      }
+      assert.equal(sender.sent.length, 1000, 'every message went out');
+      assert.equal(new Set(sender.sent).size, 1000, 'each once');
+      assert.equal(qm.activeCount, 0);
+      assert.deepEqual(fs.readdirSync(spool.dir('active')), []);
+    } finally {
+      await unblock();
+      await qm.stop(0);
+    }
+  });
+
+  it('waits, not spins, while delivered messages waiting for the disk hold what the slots need', async () => {
+    const { spool, qm, sender, drop } = setup(() => ok, { keepDelivered: '1h' });
+    const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) => path.join(spool.root, `stall-${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const stalls = fifos.map((f) => fs.promises.open(f, 'r'));
+    // Timers of 0 ms are counted; past 10,000 they are dropped, so a spin fails here instead of hanging the mocked tick.
+    let immediate = 0;
+    const real = clock.setTimeout;
+    clock.setTimeout = (fn, ms) => (ms > 0 ? real(fn, ms) : ++immediate > 10_000 ? real(() => undefined, 2 ** 31 - 1) : real(fn, ms));
+    // More than twice the concurrency: once all are delivered, the slots need no claims.
+    for (let i = 0; i < 200; i++) drop(`m-${i}`);
+    try {
+      qm.start();
+      for (let round = 0; round < 30; round++) {
+        mock.timers.tick(100);
+        await settle();
+      }
+      assert.equal(sender.sent.length, 200);
+      assert.equal(qm.activeCount, 200, 'all held until their files are gone');
+      assert.ok(immediate < 50, `${immediate} timers of 0 ms in 3 s`);
+    } finally {
+      clock.setTimeout = real;
+      for (const f of fifos) fs.closeSync(fs.openSync(f, 'w'));
+      for (const h of await Promise.all(stalls)) await h.close();
+      await qm.removals();
+      await qm.stop(0);
+    }
   });
 
   it('sends retries and scheduled messages at their time, each once, while thousands wait in the same bucket', async () => {
