@@ -82,8 +82,8 @@ const READ_AHEAD_MAX_MS = 1000;
  * Delivered messages whose keep and unlink may be under way at once. They
  * stay held until their file is gone (see remove), so a disk slower than the
  * receiver would otherwise fill the whole active set (--active-limit) with
- * them: 10,000 pending keeps, each with its promises and record, took a
- * keep-delivered drain to 205 MB where it peaked at 127 MB on a quiet disk.
+ * them, each with its promises and record: the likely cause of a
+ * keep-delivered drain's 205 MB peak in a slow run (127 MB on a quiet one).
  * At this bound claiming waits, and the disk, not memory, sets the pace. At
  * 5,000 msgs/s a removal would have to take 50 ms to reach it.
  */
@@ -452,11 +452,9 @@ export class QueueManager {
       this.guard('incoming scan', () => (claimed += this.incoming.findStrangers(CLAIM_BATCH, (id) => this.held.size < reserve && this.isStranger(id))));
     }
     // Read ahead (allowed beyond what the slots need): on at once if it found
-    // messages that can go out, else after a pause that doubles. Also when it
-    // found nothing at all: arm() wakes for reading ahead at readAheadAt, and
-    // left in the past that was a timer of 0 ms, each a read of incoming/,
-    // for as long as the set held its slots' need (delivered messages waiting
-    // for their files to go) and incoming/ was still marked as a backlog.
+    // messages that can go out, else after a pause that doubles, found nothing
+    // included: arm() wakes at readAheadAt, and one left in the past is a 0 ms
+    // timer, each a read of incoming/, while the slots need no claims.
     if (room > needed) {
       this.readAheadPause = this.usefulClaims > 0 ? 0 : Math.min(READ_AHEAD_MAX_MS, Math.max(READ_AHEAD_MIN_MS, this.readAheadPause * 2));
       this.readAheadAt = this.clock.mono() + this.readAheadPause;
