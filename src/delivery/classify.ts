@@ -54,18 +54,22 @@ const CONGESTED_ERRORS = new Set(['HEADERS_TIMEOUT', 'BODY_TIMEOUT', 'UND_ERR_HE
  * an attempt differently from the classifier:
  *
  *   good       it answered (2xx, or a refusal: the receiver keeps up)
- *   congested  it is overloaded or unreachable (429, 503, timeouts, refused
- *              or reset connections): a failure, and the window shrinks
+ *   refused    it answered that it is overloaded (408, 429, 502, 503, 504):
+ *              a failure, and the window shrinks unless shrinking it does not
+ *              make the receiver refuse less (window.ts)
+ *   congested  it is unreachable or does not answer in time (timeouts,
+ *              refused or reset connections): a failure, and the window shrinks
  *   failed     it failed otherwise (500, DNS, TLS): a failure, window kept
  *   neutral    nothing about it (this host's own trouble)
  */
-export type Signal = 'good' | 'congested' | 'failed' | 'neutral';
+export type Signal = 'good' | 'refused' | 'congested' | 'failed' | 'neutral';
 
 export function signalOf(result: AttemptResult): Signal {
   const verdict = result.kind === 'response' ? statusVerdict(result.status) : errorVerdict(result.code);
   if (verdict !== 'transient') return 'good';
   if (result.kind === 'error' && HOST_SIDE_ERRORS.has(result.code)) return 'neutral';
-  return (result.kind === 'response' ? CONGESTED_STATUSES.has(result.status) : CONGESTED_ERRORS.has(result.code)) ? 'congested' : 'failed';
+  if (result.kind === 'response') return CONGESTED_STATUSES.has(result.status) ? 'refused' : 'failed';
+  return CONGESTED_ERRORS.has(result.code) ? 'congested' : 'failed';
 }
 
 export interface AttemptContext {

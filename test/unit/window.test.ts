@@ -7,8 +7,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { INITIAL_WINDOW, Window } from '../../src/queue/window.js';
 
+/** A seeded generator (a linear congruential one): the same answers every run. */
+function seeded(seed: number): () => number {
+  let x = seed;
+  return () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
 /** A closed loop: the window's requests go out together; `answer(k)` answers the k-th of them in flight (0-based). */
-function simulate(w: Window, requests: number, answer: (k: number) => 'good' | 'congested'): { congested: number; windows: number[] } {
+function simulate(w: Window, requests: number, answer: (k: number) => 'good' | 'refused' | 'congested'): { congested: number; windows: number[] } {
   let congested = 0;
   const windows: number[] = [];
   let sent = 0;
@@ -19,7 +27,7 @@ function simulate(w: Window, requests: number, answer: (k: number) => 'good' | '
     sent += n;
     for (const [k, round] of rounds.entries()) {
       const a = answer(k);
-      if (a === 'congested') congested++;
+      if (a !== 'good') congested++;
       w.answered(a, round);
     }
     windows.push(w.value);
@@ -51,12 +59,43 @@ describe('concurrency window', () => {
     assert.equal(w.value, before + 1, 'other failures and this host\'s trouble change nothing');
   });
 
-  it('keeps a weak receiver (503 above 4 in flight) mostly within its capacity', () => {
-    const w = new Window({ limit: 16, adaptive: true });
-    const { congested } = simulate(w, 5000, (k) => (k >= 4 ? 'congested' : 'good'));
-    // Each round trip above 4 refuses only its excess; the window sits at 2 to 5.
-    assert.ok(congested / 5000 < 0.2, `${((congested / 5000) * 100).toFixed(1)}% refused`);
-    assert.ok(w.value >= 1 && w.value <= 5, `window ${w.value}`);
+  for (const kind of ['refused', 'congested'] as const) {
+    it(`keeps a weak receiver (${kind === 'refused' ? '503' : 'a timeout'} above 4 in flight) mostly within its capacity`, () => {
+      const w = new Window({ limit: 16, adaptive: true });
+      const { congested, windows } = simulate(w, 5000, (k) => (k >= 4 ? kind : 'good'));
+      // Each round trip above 4 refuses only its excess; the window sits at 2 to 5.
+      assert.ok(congested / 5000 < 0.2, `${((congested / 5000) * 100).toFixed(1)}% refused`);
+      assert.ok(Math.max(...windows.slice(windows.length / 2)) <= 5, `windows ${windows.slice(-20).join(' ')}`);
+    });
+  }
+
+  it('keeps its size against a receiver refusing 30% at random, whatever the load', () => {
+    const random = seeded(42);
+    const w = new Window({ limit: 32, adaptive: true });
+    const { windows } = simulate(w, 20_000, () => (random() < 0.3 ? 'refused' : 'good'));
+    // Halving at every round would hold it near 2-4 (TCP's 1.2 / sqrt(p)).
+    const late = windows.slice(windows.length / 2);
+    assert.ok(mean(late) >= 24, `mean window ${mean(late).toFixed(1)} of 32`);
+  });
+
+  it('cuts again once a receiver that refused at random also refuses past its capacity', () => {
+    const random = seeded(7);
+    const w = new Window({ limit: 32, adaptive: true });
+    simulate(w, 10_000, () => (random() < 0.3 ? 'refused' : 'good'));
+    assert.ok(w.value >= 16, `window ${w.value} after the random refusals`);
+    const overloaded = (k: number) => (k >= 4 || random() < 0.3 ? 'refused' : 'good');
+    simulate(w, 10_000, overloaded);
+    const { congested, windows } = simulate(w, 5_000, overloaded);
+    assert.ok(mean(windows) <= 8, `mean window ${mean(windows).toFixed(1)}: it must come down to near 4`);
+    // At 32 in flight 91% would be refused; at 4, the random 30%.
+    assert.ok(congested / 5_000 < 0.5, `${((congested / 5_000) * 100).toFixed(1)}% refused`);
+  });
+
+  it('does not undo a cut for timeouts: a receiver that does not answer gets fewer slots', () => {
+    const w = new Window({ limit: 32, adaptive: true });
+    simulate(w, 2000, () => 'good');
+    const { windows } = simulate(w, 2000, () => 'congested');
+    assert.equal(windows.at(-1), 1);
   });
 
   it('never goes below 1, and a fixed window stays at its limit', () => {
