@@ -16,14 +16,16 @@
  *   a trial per refusal cut: a receiver that answers 429 or 503 at random,
  *                whatever the load, would halve the window at every round
  *                and gain nothing from it (a fixed window sent first
- *                attempts 1.4 x faster against 30% random 503s). So after a
- *                cut for a refusal the window holds at its new size for
- *                TRIAL_ANSWERS (or four windows) of answers: if those were
- *                refused about as often as before (TRIAL_KEPT_SHARE), the
- *                cut is undone, and that share becomes the floor: refusals
- *                cut again only once their share is clearly above it
- *                (FLOOR_MARGIN: the receiver refusing more than its usual). An overloaded
- *                receiver refuses less once sent less, so its cuts stand.
+ *                attempts 1.4 x faster against 30% random 503s). So a cut
+ *                for a refusal is tried: the window holds at its new size
+ *                for TRIAL_ANSWERS (or four windows) of answers, and if those
+ *                were refused about as often as before (TRIAL_KEPT_SHARE)
+ *                the cut is undone and that share becomes the floor.
+ *                Refusals then cut only once their share is clearly above it
+ *                (FLOOR_MARGIN), each such cut measured first at the size it
+ *                cuts. With no floor, most cuts go untried (TRIAL_EVERY). An
+ *                overloaded receiver refuses less once sent less, so its
+ *                cuts stand.
  *                Timeouts and refused connections always cut: a receiver
  *                that does not answer must not hold more slots.
  *
@@ -31,6 +33,8 @@
  * `concurrency`) nor below 1. A fixed window (`"adaptive": false` in the
  * destination's settings) stays at the limit.
  */
+import type { Signal } from '../delivery/classify.js';
+
 export const INITIAL_WINDOW = 5;
 const TRIAL_ANSWERS = 16;
 /**
@@ -59,10 +63,8 @@ const TRIAL_EVERY = 500;
 /** A floor above the share of refusals sinks toward it over about this many answers. */
 const FLOOR_SPAN = 256;
 
-type Answer = 'good' | 'refused' | 'congested' | 'failed' | 'neutral';
-
 interface Trial {
-  /** The round its requests were sent in: the one the cut began. */
+  /** The round whose answers it counts: the current one while measuring before the cut, the one the cut began after it. */
   round: number;
   /** The share refused before the cut; null while it is being measured, the cut not yet made. */
   before: number | null;
@@ -118,7 +120,7 @@ export class Window {
   }
 
   /** The answer to a request sent in `round`. */
-  answered(signal: Answer, round: number): void {
+  answered(signal: Signal, round: number): void {
     if (signal === 'good' || signal === 'refused') this.learn(signal === 'refused', round);
     const trial = this.trial;
     if (trial !== null && signal === 'congested' && round === this.round) {
