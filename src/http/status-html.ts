@@ -70,7 +70,6 @@ const stamp = (t) => (t ? new Date(t).toLocaleString() : '');
 const bytes = (n) => (n > 1048576 ? (n / 1048576).toFixed(0) + ' MB' : Math.round(n / 1024) + ' KB');
 const msgLink = (id) => el('a', { href: '#/message/' + encodeURIComponent(id) }, id);
 const notice = (text) => { document.getElementById('notice').textContent = text; };
-let last = null;
 
 async function api(path) {
   const res = await fetch(path);
@@ -231,7 +230,12 @@ async function messageView(id) {
   ];
 }
 
+// Renders overlap: the 2-second refresh of one view can still be waiting for its answer when
+// the address changes. Only the newest render may replace the view, or a slow answer for the
+// old address would paint over the new one and stay there.
+let renders = 0;
 async function render() {
+  const mine = ++renders;
   const [route, query] = (location.hash.slice(1) || '/').split('?');
   for (const a of document.querySelectorAll('nav a')) { const h = a.getAttribute('href').slice(1); if ((h === '/' ? route === '/' : route.startsWith(h.split('/').slice(0, 2).join('/'))) ) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current'); }
   try {
@@ -239,16 +243,18 @@ async function render() {
     if (route.startsWith('/queue/')) parts = await queueView(decodeURIComponent(route.slice(7)), query || '');
     else if (route.startsWith('/message/')) parts = await messageView(decodeURIComponent(route.slice(9)));
     else {
-      const s = (last = await api('/api/status'));
+      const s = await api('/api/status');
+      if (mine !== renders) return;
       about(s);
       parts = route === '/destinations' ? [destinationsSection(s, 0)] : route === '/settings' ? settings(s) : overview(s);
     }
+    if (mine !== renders) return;
     const focused = document.activeElement && document.activeElement.id;
     view.replaceChildren(...parts);
     if (focused) { const f = document.getElementById(focused); if (f) { f.focus(); if (f.setSelectionRange && f.value) f.setSelectionRange(f.value.length, f.value.length); } }
     document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
   } catch (e) {
-    view.replaceChildren(section('Not available', el('p', { id: 'error' }, e.message)));
+    if (mine === renders) view.replaceChildren(section('Not available', el('p', { id: 'error' }, e.message)));
   }
 }
 function about(s) { document.getElementById('about').textContent = 'v' + s.version + ' · up ' + ago(s.startedAt, s.now).replace(' ago', '') + ' · ' + bytes(s.memory.rss); }

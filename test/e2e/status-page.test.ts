@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Request } from 'playwright-core';
 import { aptInstall, cleanup, drop, startDaemon, startSink, tempDir, tempSpool, type Daemon } from './helpers.js';
 
 afterEach(cleanup);
@@ -136,6 +136,39 @@ describe('status page', () => {
     assert.equal(sink.byId('refund-07').length, 2, 'refused once, then delivered');
     await page.goto(`http://${address}/#/`);
     await page.waitForFunction(() => document.querySelector('[data-queue=bounced] b')?.textContent === '0', undefined, { timeout: 15_000 });
+    await page.close();
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  it('keeps the view asked for last when an earlier view\'s answer comes in after it', async () => {
+    const sink = await startSink((_req, res) => res.writeHead(400).end());
+    const spool = tempSpool();
+    const daemon = await startDaemon(spool, ['--metrics', '127.0.0.1:0']);
+    const address = await addressOf(daemon);
+    drop(spool, 'refused', { url: `${sink.url}/x` });
+    await daemon.waitEvent('bounced', 'refused');
+    browser ??= await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+    const page = await browser.newPage();
+    await page.goto(`http://${address}/#/destinations`);
+    await page.locator('#destinations').waitFor({ timeout: 15_000 });
+    // Hold the destinations view's next refresh, as a slow answer would, while the operator moves on.
+    let release: (() => Promise<void>) | undefined;
+    const held = await new Promise<Request>((resolve) => {
+      void page.route('**/api/status', (route) => {
+        if (release) return route.continue();
+        release = () => route.continue();
+        resolve(route.request());
+      });
+    });
+    await page.evaluate(() => { location.hash = '#/queue/bounced'; });
+    await page.waitForFunction(() => document.querySelectorAll('#queue-rows tbody tr').length === 1, undefined, { timeout: 15_000 });
+    // The queue view's own refresh asks /api/status again about 2 s later: by the time that one has
+    // answered, the held answer has long been read, and its render has had its chance to paint.
+    const later = page.waitForResponse((r) => r.url().endsWith('/api/status') && r.request() !== held, { timeout: 15_000 });
+    await release!();
+    await (await later).finished();
+    assert.equal(await page.locator('#destinations').count(), 0, 'the old view did not come back');
+    assert.equal(await page.locator('#queue-rows tbody tr').count(), 1, 'the queue view stayed');
     await page.close();
     assert.equal((await daemon.stop()).code, 0);
   });
