@@ -168,7 +168,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'spool', flag: 'spool', env: 'SPOOL_DIR', kind: 'path', min: 0, max: 0, help: 'the spool directory' },
   { key: 'concurrency', flag: 'concurrency', env: 'SPOOLD_CONCURRENCY', kind: 'count', min: 1, max: 10_000, help: 'requests in flight at once, all destinations' },
   { key: 'perDestination', flag: 'per-destination', env: 'SPOOLD_PER_DESTINATION', kind: 'count', min: 1, max: 10_000, help: 'requests in flight at once to one origin, at most: each destination starts at 5 and adapts below this to what it answers well' },
-  { key: 'activeLimit', flag: 'active-limit', env: 'SPOOLD_ACTIVE_LIMIT', kind: 'count', min: 1, max: 1_000_000, help: 'claimed messages held in memory at once (about 3 KiB each, more while kept parsed: see npm run bench:active); claiming waits while it is full' },
+  { key: 'activeLimit', flag: 'active-limit', env: 'SPOOLD_ACTIVE_LIMIT', kind: 'count', min: 1, max: 1_000_000, help: 'claimed messages held in memory at once (about 2 KiB each, more while kept parsed: see npm run bench:active); claiming waits while it is full' },
   { key: 'activeBytes', flag: 'active-bytes', env: 'SPOOLD_ACTIVE_BYTES', kind: 'size', min: 0, max: 1024 ** 3, help: 'bytes of messages the active set keeps parsed; beyond, a message is read again when sent' },
   { key: 'minBackoff', flag: 'min-backoff', env: 'SPOOLD_MIN_BACKOFF', kind: 'duration', min: 0, max: 365 * 86_400_000, help: 'delay before the first retry; doubles per attempt' },
   { key: 'maxBackoff', flag: 'max-backoff', env: 'SPOOLD_MAX_BACKOFF', kind: 'duration', min: 0, max: 365 * 86_400_000, help: 'cap on the retry delay (a Retry-After may ask for more)' },

@@ -33,8 +33,11 @@ export function moveIfPresent(from: string, to: string): boolean {
 
 /** `owner`: this daemon's id in a shared spool (written into the active/ name), else null. */
 function claim(spool: Spool, from: string, entry: Entry, owner: string | null): Claimed | null {
-  const name = formatActiveName(entry, owner);
-  const path = spool.path('active', name);
+  const formatted = formatActiveName(entry, owner);
+  const path = spool.path('active', formatted);
+  // The formatted name is a tree of a dozen string pieces, and a claimed message is held until it
+  // is sent: with 10,000 held, 3.5 MB of them. The name as a slice of the (flat) path costs one.
+  const name = path.slice(path.length - formatted.length);
   return moveIfPresent(from, path) ? { entry, name, path } : null;
 }
 
