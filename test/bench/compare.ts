@@ -177,6 +177,8 @@ interface Daemon {
 function startSpoold(spool: string, extra: string[] = []): Daemon {
   // BENCH_PROFILE_DIR=dir: a V8 CPU profile of each daemon run, for finding where its time goes.
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  // BENCH_NODE_FLAGS="--max-semi-space-size=4 ...": V8 flags for the daemon, for finding where its memory goes.
+  profile.push(...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean));
   const child = spawn(process.execPath, [...profile, SPOOLD, 'start', '--spool', spool, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   let putBacks = 0;
   let claimsMissed = 0;
