@@ -19,6 +19,7 @@ import { leaseOwners, Leases, liveLeases, watchLeases } from '../spool/lease.js'
 import { acquireLock, lockHolder, type Lock } from '../spool/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { Notifier } from './notify.js';
+import { warmUp } from '../delivery/warm.js';
 import { VERSION } from '../version.js';
 import { QueueManager } from '../queue/queue-manager.js';
 import { countQueues, dropOrphanReasons, recoverActive, recoverPeers } from '../spool/recover.js';
@@ -194,6 +195,8 @@ export async function runDaemon(load: () => Config): Promise<number> {
     onReloadSignal = reload;
     onStopSignal = (signal) => void stop(signal).then(resolve, reject);
     if (earlySignal) return onStopSignal(earlySignal);
+    // Ready waits for it, so the first messages after a start go out at the speed of the rest.
+    const warmed = warmUp();
     manager.start();
     watchIncoming(
       spool,
@@ -201,15 +204,17 @@ export async function runDaemon(load: () => Config): Promise<number> {
       (name) => manager.noticeIncoming(name),
       (err) => log.warn({ event: 'watch-error', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'file watcher error; relying on periodic rescans'),
     ).then(
-      (w) => {
+      async (w) => {
         watcher = w;
         manager.watchStarted();
-        // Locked (or leased), checked, recovered, watched: ready.
+        if (stopping) return void w.close();
+        await warmed;
+        // Locked (or leased), checked, recovered, watched, warmed: ready.
         if (!stopping) notify.ready(`delivering from ${spool.root}`);
-        if (stopping) void w.close();
       },
-      (err) => {
+      async (err) => {
         log.warn({ event: 'watch-error', error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot watch incoming/; relying on periodic rescans');
+        await warmed;
         if (!stopping) notify.ready(`delivering from ${spool.root} (no file events: rescanning every ${config.scanInterval} ms)`);
       },
     );
