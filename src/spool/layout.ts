@@ -105,9 +105,17 @@ export class DirectoryPass {
 
 export class Spool {
   readonly root: string;
+  /**
+   * Each folder's path with its separator: a message's path is built several
+   * times per delivery, and path.join re-normalises the whole string each
+   * time. Names are single path components (the codec's, or read from the
+   * folder), so joining by concatenation is the same path.
+   */
+  private readonly prefixes: Readonly<Record<Folder, string>>;
 
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.prefixes = Object.fromEntries(FOLDERS.map((f) => [f, path.join(this.root, f) + path.sep])) as Record<Folder, string>;
   }
 
   dir(folder: Folder): string {
@@ -116,7 +124,7 @@ export class Spool {
 
   /** Path of a file directly in a queue (deferred/ files live in buckets: use deferredPath). */
   path(folder: Folder, name: string): string {
-    return path.join(this.root, folder, name);
+    return this.prefixes[folder] + name;
   }
 
   bucketDir(bucketStart: number): string {
