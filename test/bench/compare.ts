@@ -506,8 +506,8 @@ function targets(rows: Row[]): string[] {
   const rabbit = (what: string) => `RabbitMQ${what}`;
   const bull = (what: string) => `BullMQ${what}`;
   for (const [what, spoold, bestOf, peerSuffix] of [
-    ['drain', `spoold drain (${count} waiting at start), tmpfs`, [`spoold drain, --per-destination 16, tmpfs`, `spoold drain, --per-destination 64, tmpfs`], ` drain (${count} queued at start)`],
-    ['end to end', 'spoold end to end, spool on tmpfs', ['spoold end to end, --per-destination 16, tmpfs', 'spoold end to end, --per-destination 64, tmpfs'], ' (end to end)'],
+    ['drain', `spoold drain (${count} waiting at start), tmpfs`, [`spoold drain, --per-destination 32, tmpfs`, `spoold drain, --per-destination 128, tmpfs`], ` drain (${count} queued at start)`],
+    ['end to end', 'spoold end to end, spool on tmpfs', ['spoold end to end, --per-destination 32, tmpfs', 'spoold end to end, --per-destination 128, tmpfs'], ' (end to end)'],
   ] as const) {
     const best = Math.max(tp(spoold), ...bestOf.map(tp));
     line(`defaults, one destination, ${what}: within 10% of the best --per-destination`, tp(spoold) >= 0.9 * best, `${f0(tp(spoold))} vs best ${f0(best)} msgs/s`);
@@ -565,7 +565,7 @@ async function main(): Promise<void> {
       rows.push(await repeat(`spoold end to end, --keep-delivered 1d, ${label}`, () => runSpooldEndToEnd(dir, { extra: ['--keep-delivered', '1d'] })));
     }
     if (label === 'tmpfs' && want('perdest')) {
-      for (const n of ['16', '64']) {
+      for (const n of ['32', '128']) {
         rows.push(await repeat(`spoold drain, --per-destination ${n}, ${label}`, () => runSpooldDrain(dir, 0, ['--per-destination', n])));
         rows.push(await repeat(`spoold end to end, --per-destination ${n}, ${label}`, () => runSpooldEndToEnd(dir, { extra: ['--per-destination', n] })));
       }
