@@ -36,6 +36,9 @@ const ONLY = arg('only', '').split(',').filter(Boolean);
 const CONCURRENCY = 64;
 /** The rate sweep: each rate for this long. */
 const RATES = arg('rates', '100,500,2000').split(',').map(Number);
+/** The --per-destination settings the defaults are measured against: half and double the default. */
+const PER_DESTINATION_ROWS = ['32', '128'];
+const perDestinationRow = (kind: 'drain' | 'end to end', n: string) => `spoold ${kind}, --per-destination ${n}, tmpfs`;
 if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates: messages a second, whole numbers above 0, comma-separated (got ${arg('rates', '')})`);
 /** How long each rate row runs: longer runs weigh the one-time costs (V8 compiling the path, new connections) less. */
 const RATE_SECONDS = Number(arg('rate-seconds', '10'));
@@ -506,8 +509,8 @@ function targets(rows: Row[]): string[] {
   const rabbit = (what: string) => `RabbitMQ${what}`;
   const bull = (what: string) => `BullMQ${what}`;
   for (const [what, spoold, bestOf, peerSuffix] of [
-    ['drain', `spoold drain (${count} waiting at start), tmpfs`, [`spoold drain, --per-destination 32, tmpfs`, `spoold drain, --per-destination 128, tmpfs`], ` drain (${count} queued at start)`],
-    ['end to end', 'spoold end to end, spool on tmpfs', ['spoold end to end, --per-destination 32, tmpfs', 'spoold end to end, --per-destination 128, tmpfs'], ' (end to end)'],
+    ['drain', `spoold drain (${count} waiting at start), tmpfs`, PER_DESTINATION_ROWS.map((n) => perDestinationRow('drain', n)), ` drain (${count} queued at start)`],
+    ['end to end', 'spoold end to end, spool on tmpfs', PER_DESTINATION_ROWS.map((n) => perDestinationRow('end to end', n)), ' (end to end)'],
   ] as const) {
     const best = Math.max(tp(spoold), ...bestOf.map(tp));
     line(`defaults, one destination, ${what}: within 10% of the best --per-destination`, tp(spoold) >= 0.9 * best, `${f0(tp(spoold))} vs best ${f0(best)} msgs/s`);
@@ -565,9 +568,9 @@ async function main(): Promise<void> {
       rows.push(await repeat(`spoold end to end, --keep-delivered 1d, ${label}`, () => runSpooldEndToEnd(dir, { extra: ['--keep-delivered', '1d'] })));
     }
     if (label === 'tmpfs' && want('perdest')) {
-      for (const n of ['32', '128']) {
-        rows.push(await repeat(`spoold drain, --per-destination ${n}, ${label}`, () => runSpooldDrain(dir, 0, ['--per-destination', n])));
-        rows.push(await repeat(`spoold end to end, --per-destination ${n}, ${label}`, () => runSpooldEndToEnd(dir, { extra: ['--per-destination', n] })));
+      for (const n of PER_DESTINATION_ROWS) {
+        rows.push(await repeat(perDestinationRow('drain', n), () => runSpooldDrain(dir, 0, ['--per-destination', n])));
+        rows.push(await repeat(perDestinationRow('end to end', n), () => runSpooldEndToEnd(dir, { extra: ['--per-destination', n] })));
       }
     }
     if (want('shared')) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setImmediate } from 'node:timers/promises';
 import { warmUp } from '../../src/delivery/warm.js';
 
 // The daemon waits for the warm-up before it says it is ready, and stops by
@@ -16,7 +17,7 @@ const sockets = () => process.getActiveResourcesInfo().filter((r) => /TCP|Pipe/.
 // closes finished in 2 runs of 20.
 async function settledAt(before: number, turns = 8): Promise<number> {
   for (let turn = 0; turn < turns && sockets() !== before; turn++) {
-    await new Promise((resolve) => setImmediate(resolve));
+    await setImmediate();
   }
   return sockets();
 }
