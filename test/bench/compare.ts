@@ -9,7 +9,7 @@
  * milliseconds per 1,000 messages for the whole pipeline (producers, daemon or
  * broker; the sink excluded: it runs in its own process).
  *
- *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--rates 100,500,2000] [--rate-seconds 10] [--write-readme]
+ *   npx tsx test/bench/compare.ts [--messages 20000] [--runs 3] [--only a,b] [--rates 100,500,2000] [--rate-seconds 10] [--warm-messages 5000] [--write-readme]
  *   BENCH_PROFILE_DIR=dir …  also writes a V8 CPU profile of each spoold run into dir
  */
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -42,6 +42,17 @@ const perDestinationRow = (kind: 'drain' | 'end to end', n: string) => `spoold $
 if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates: messages a second, whole numbers above 0, comma-separated (got ${arg('rates', '')})`);
 /** How long each rate row runs: longer runs weigh the one-time costs (V8 compiling the path, new connections) less. */
 const RATE_SECONDS = Number(arg('rate-seconds', '10'));
+/**
+ * Before a rate row is measured, this many messages go through the same
+ * daemon or broker as fast as they come. A daemon in service has run for
+ * hours and its JIT has compiled the path; a fresh one spends its first
+ * thousands of messages in V8's lower tiers. At 100 msgs/s, one daemon, 10 s
+ * rounds on tmpfs (2026-12-07): 1,640-2,330 CPU-ms per 1,000 in its first 10
+ * s, 900-1,300 after 30 s, and 1,110 in the first 10 s after 5,000 messages.
+ * The brokers have run the rows before theirs; each gets the same warm-up
+ * for symmetry. A fresh daemon's first seconds have a row of their own.
+ */
+const WARM_MESSAGES = Number(arg('warm-messages', '5000'));
 if (!Number.isInteger(RATE_SECONDS) || RATE_SECONDS <= 0 || RATE_SECONDS > 600) throw new Error(`--rate-seconds: a whole number of seconds from 1 to 600 (got ${arg('rate-seconds', '')})`);
 const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const want = (key: string) => ONLY.length === 0 || ONLY.includes(key);
@@ -139,6 +150,14 @@ class Sink {
       if (Date.now() > deadline) throw new Error(`sink: timed out (${s.unique}/${N})`);
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** Forgets what it has counted: a rate row's warm-up is not measured. */
+  reset(): Promise<void> {
+    return new Promise((r) => {
+      this.child.once('message', () => r());
+      this.child.send({ cmd: 'reset' });
+    });
   }
 
   stop(): void {
@@ -267,6 +286,8 @@ interface EndToEnd {
   /** 'wfa': write-file-atomic producers writing straight into incoming/; else the library's enqueue(). */
   producer?: 'wfa';
   extra?: string[];
+  /** A rate row measured from the daemon's start, without the warm-up (WARM_MESSAGES). */
+  cold?: boolean;
   weak?: { capacity: number; serviceMs: number };
 }
 
@@ -278,6 +299,12 @@ async function runSpooldEndToEnd(base: string, opts: EndToEnd = {}): Promise<Fig
   await new Promise((r) => setTimeout(r, 600));
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, rssOf(daemon.child.pid!))), 50);
+  if (opts.rate && !opts.cold && WARM_MESSAGES > 0) {
+    const env = { SINK_URL: sink.url, SPOOLD_LIB: path.join(ROOT, 'dist/index.js'), ID_PREFIX: 'warm-' };
+    await contender(opts.producer ?? 'produce', [String(WARM_MESSAGES), '32', spool], env).done;
+    await sink.until((x) => x.unique >= WARM_MESSAGES);
+    await sink.reset();
+  }
   const cpu0 = cpuMsOf(daemon.child.pid!);
   const t0 = Date.now();
   const producer = contender(opts.producer ?? 'produce', [String(n), opts.rate ? '16' : '32', spool], {
@@ -443,6 +470,10 @@ async function withRabbit<T>(work: (port: number, pid: number) => Promise<T>): P
 async function runBroker(mode: 'bullmq' | 'rabbit', port: number, brokerPid: number, drain = false, rate = 0): Promise<Figures> {
   const n = rate > 0 ? Math.min(N, rate * RATE_SECONDS) : N;
   const sink = await Sink.start();
+  if (rate > 0 && WARM_MESSAGES > 0) {
+    await contender(mode, [String(WARM_MESSAGES), String(CONCURRENCY), sink.url], { ...(mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) }), ID_PREFIX: 'warm-' }).done;
+    await sink.reset();
+  }
   let b0 = treeCpuMs(brokerPid);
   const env = { ...(mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) }), RATE: String(rate) };
   const c = contender(mode, [String(n), String(CONCURRENCY), sink.url], env, drain ? () => (b0 = treeCpuMs(brokerPid)) : undefined);
@@ -581,6 +612,7 @@ async function main(): Promise<void> {
   if (want('weak')) rows.push(await repeat('spoold, weak receiver (503 above 4 in flight), --min-backoff 1s', () => runSpooldEndToEnd(tmpfs, { messages: Math.min(N, 2000), weak: { capacity: 4, serviceMs: 20 }, extra: ['--min-backoff', '1s'] })));
   if (want('rates')) {
     for (const rate of RATES) rows.push(await repeat(`spoold at ${rate} msgs/s, disk`, () => runSpooldEndToEnd(disk, { rate, messages: Math.min(N, rate * RATE_SECONDS) })));
+    rows.push(await repeat(`spoold at 500 msgs/s, disk, its first ${RATE_SECONDS} s after a start`, () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS), cold: true })));
     rows.push(await repeat('spoold at 500 msgs/s, tmpfs', () => runSpooldEndToEnd(tmpfs, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS) })));
     rows.push(await repeat('spoold at 500 msgs/s, write-file-atomic producers into incoming/, disk', () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS), producer: 'wfa' })));
   }
@@ -603,7 +635,7 @@ async function main(): Promise<void> {
   const targetLines = targets(rows);
   const cpus = os.cpus();
   const table = [
-    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fileSystemName(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate), one destination, median of ${RUNS} runs. spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
+    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fileSystemName(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate, after ${WARM_MESSAGES.toLocaleString('en')} messages as fast as they come through the same daemon or broker), one destination, median of ${RUNS} runs. spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
     '',
     ...notes,
     '',

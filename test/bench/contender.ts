@@ -20,6 +20,8 @@ const N = Number(process.argv[3]);
 const CONCURRENCY = Number(process.argv[4] ?? 64);
 const target = process.argv[5]!; // sink URL, or spool dir for `produce`
 const ratePerSecond = Number(process.env.RATE ?? 0);
+/** Put before every message id: a rate row's warm-up (compare.ts WARM_MESSAGES) names its messages apart from the measured ones. */
+const PREFIX = process.env.ID_PREFIX ?? '';
 
 function body(i: number): string {
   return JSON.stringify({ t: Date.now(), i, pad: 'x'.repeat(960) });
@@ -65,7 +67,7 @@ async function ceiling(): Promise<void> {
   const p = new Pool(target, { connections: CONCURRENCY });
   const t0 = performance.now();
   await pool(N, CONCURRENCY, async (i) => {
-    const res = await p.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json', 'x-id': `c-${i}` }, body: body(i) });
+    const res = await p.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json', 'x-id': `${PREFIX}c-${i}` }, body: body(i) });
     await res.body.dump();
   });
   report({ ms: performance.now() - t0 });
@@ -104,7 +106,7 @@ async function bareLoop(): Promise<void> {
   };
   const t0 = performance.now();
   await pool(N, CONCURRENCY, async (i) => {
-    const name = `b-${i}.json`;
+    const name = `${PREFIX}b-${i}.json`;
     const payload = body(i);
     const h = await fsp.open(path.join(dir, 'tmp', name), 'w');
     await h.writeFile(payload);
@@ -114,7 +116,7 @@ async function bareLoop(): Promise<void> {
     await syncDir();
     fs.renameSync(path.join(dir, 'incoming', name), path.join(dir, 'active', name));
     const text = fs.readFileSync(path.join(dir, 'active', name), 'utf8');
-    await post(p, `b-${i}`, text);
+    await post(p, `${PREFIX}b-${i}`, text);
     fs.unlinkSync(path.join(dir, 'active', name));
   });
   report({ ms: performance.now() - t0 });
@@ -129,7 +131,7 @@ async function produce(): Promise<void> {
   if (batch > 0) {
     await pool(Math.ceil(N / batch), Math.max(1, Math.floor(CONCURRENCY / 8)), async (b) => {
       const msgs = [];
-      for (let i = b * batch; i < Math.min(N, (b + 1) * batch); i++) msgs.push({ message: { url: `${url}/hook`, body: body(i) as unknown as string }, id: `m-${i}` });
+      for (let i = b * batch; i < Math.min(N, (b + 1) * batch); i++) msgs.push({ message: { url: `${url}/hook`, body: body(i) as unknown as string }, id: `${PREFIX}m-${i}` });
       const w0 = performance.now();
       await enqueueMany(msgs, { spool: target });
       writes.push(performance.now() - w0);
@@ -137,7 +139,7 @@ async function produce(): Promise<void> {
   } else {
     await pool(N, CONCURRENCY, async (i) => {
       const w0 = performance.now();
-      await enqueue({ url: `${url}/hook`, body: body(i) as unknown as string }, { spool: target, id: `m-${i}` });
+      await enqueue({ url: `${url}/hook`, body: body(i) as unknown as string }, { spool: target, id: `${PREFIX}m-${i}` });
       writes.push(performance.now() - w0);
     });
   }
@@ -153,7 +155,7 @@ async function wfa(): Promise<void> {
   const t0 = performance.now();
   await pool(N, CONCURRENCY, async (i) => {
     const w0 = performance.now();
-    await writeFileAtomic(path.join(target, 'incoming', `w-${i}.json`), JSON.stringify({ url: `${url}/hook`, body: body(i) }));
+    await writeFileAtomic(path.join(target, 'incoming', `${PREFIX}w-${i}.json`), JSON.stringify({ url: `${url}/hook`, body: body(i) }));
     writes.push(performance.now() - w0);
   });
   writes.sort((a, b) => a - b);
@@ -189,7 +191,7 @@ async function bullmq(): Promise<void> {
     if (++done === N) finish();
   });
   await pool(N, 32, async (i) => {
-    await queue.add('m', { body: body(i) }, { jobId: `b-${i}`, attempts: 100, backoff: { type: 'exponential', delay: 100 }, removeOnComplete: true });
+    await queue.add('m', { body: body(i) }, { jobId: `${PREFIX}b-${i}`, attempts: 100, backoff: { type: 'exponential', delay: 100 }, removeOnComplete: true });
   });
   if (DRAIN) {
     t0 = await loaded();
@@ -231,7 +233,7 @@ async function rabbit(): Promise<void> {
   // producer would, rather than waiting for each confirm in turn.
   await pool(N, 512, async (i) => {
     await new Promise<void>((resolve, reject) =>
-      ch.sendToQueue('bench', Buffer.from(body(i)), { persistent: true, messageId: `r-${i}`, contentType: 'application/json' }, (err) => (err ? reject(err) : resolve())),
+      ch.sendToQueue('bench', Buffer.from(body(i)), { persistent: true, messageId: `${PREFIX}r-${i}`, contentType: 'application/json' }, (err) => (err ? reject(err) : resolve())),
     );
   });
   if (DRAIN) {
