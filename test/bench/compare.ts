@@ -514,6 +514,24 @@ async function repeat(name: string, run: () => Promise<Figures>, times = RUNS): 
   return { name, runs };
 }
 
+/** Rows whose runs take turns, one run of each `RUNS` times; a row whose run fails stops there and the others go on. */
+async function interleaved(named: readonly (readonly [string, () => Promise<Figures>])[]): Promise<Row[]> {
+  const rows: Row[] = named.map(([name]) => ({ name, runs: [] }));
+  for (let i = 0; i < RUNS; i++) {
+    for (const [j, [name, run]] of named.entries()) {
+      const row = rows[j]!;
+      if (row.failed) continue;
+      try {
+        row.runs.push(await run());
+        console.error(`  ${name} run ${i + 1}: ${Math.round(row.runs.at(-1)!.throughput)} msgs/s, ${row.runs.at(-1)!.cpuPer1000.toFixed(0)} CPU-ms/1000`);
+      } catch (err) {
+        row.failed = (err as Error).message.split('\n')[0];
+      }
+    }
+  }
+  return rows;
+}
+
 function fmt(row: Row, ceiling: number): string {
   if (row.failed && row.runs.length === 0) return `| ${row.name} | could not run: ${row.failed} | | | | | | |`;
   const m = (f: (x: Figures) => number | undefined) => median(row.runs.map(f).filter((x): x is number => x !== undefined && !Number.isNaN(x)));
@@ -591,23 +609,33 @@ async function main(): Promise<void> {
   if (ceiling) rows.push(ceiling);
   for (const [label, dir] of [['tmpfs', tmpfs], ['disk', disk]] as const) {
     if (want('bare')) rows.push(await repeat(`bare in-process loop, same file operations, ${label}`, () => runBareLoop(dir)));
-    if (want('e2e')) rows.push(await repeat(`spoold end to end, spool on ${label}`, () => runSpooldEndToEnd(dir)));
+    // Rows compared with each other (the defaults against other settings,
+    // the 30% 503 run against the clean one) take turns, one run each, so
+    // that the machine's drift falls on all of them alike: run one after
+    // another, the defaults' drain once came out at 0.74 x a setting that
+    // alternating runs beside it found no faster.
+    const perDestination = label === 'tmpfs' && want('perdest');
+    rows.push(
+      ...(await interleaved([
+        ...(want('e2e') ? [[`spoold end to end, spool on ${label}`, () => runSpooldEndToEnd(dir)] as const] : []),
+        ...(perDestination ? PER_DESTINATION_ROWS.map((n) => [perDestinationRow('end to end', n), () => runSpooldEndToEnd(dir, { extra: ['--per-destination', n] })] as const) : []),
+        ...(want('503') ? [[`spoold, 30% 503 (first attempts), ${label}`, () => runSpooldEndToEnd(dir, { failShare: 0.3 })] as const] : []),
+      ])),
+    );
     if (want('batch')) rows.push(await repeat(`spoold end to end with enqueueMany(100), ${label}`, () => runSpooldEndToEnd(dir, { batch: 100 })));
-    if (want('drain')) rows.push(await repeat(`spoold drain (${count} waiting at start), ${label}`, () => runSpooldDrain(dir)));
+    rows.push(
+      ...(await interleaved([
+        ...(want('drain') ? [[`spoold drain (${count} waiting at start), ${label}`, () => runSpooldDrain(dir)] as const] : []),
+        ...(perDestination ? PER_DESTINATION_ROWS.map((n) => [perDestinationRow('drain', n), () => runSpooldDrain(dir, 0, ['--per-destination', n])] as const) : []),
+      ])),
+    );
     if (want('keep') && label === 'disk') {
       rows.push(await repeat(`spoold drain, --keep-delivered 1d, ${label}`, () => runSpooldDrain(dir, 0, ['--keep-delivered', '1d'])));
       rows.push(await repeat(`spoold end to end, --keep-delivered 1d, ${label}`, () => runSpooldEndToEnd(dir, { extra: ['--keep-delivered', '1d'] })));
     }
-    if (label === 'tmpfs' && want('perdest')) {
-      for (const n of PER_DESTINATION_ROWS) {
-        rows.push(await repeat(perDestinationRow('drain', n), () => runSpooldDrain(dir, 0, ['--per-destination', n])));
-        rows.push(await repeat(perDestinationRow('end to end', n), () => runSpooldEndToEnd(dir, { extra: ['--per-destination', n] })));
-      }
-    }
     if (want('shared')) {
       for (const n of [1, 2]) rows.push(await repeat(`spoold drain, ${n} daemon${n > 1 ? 's' : ''} --shared on one spool, ${label}`, () => runSpooldDrain(dir, n)));
     }
-    if (want('503')) rows.push(await repeat(`spoold, 30% 503 (first attempts), ${label}`, () => runSpooldEndToEnd(dir, { failShare: 0.3 })));
   }
   if (want('weak')) rows.push(await repeat('spoold, weak receiver (503 above 4 in flight), --min-backoff 1s', () => runSpooldEndToEnd(tmpfs, { messages: Math.min(N, 2000), weak: { capacity: 4, serviceMs: 20 }, extra: ['--min-backoff', '1s'] })));
   if (want('rates')) {
