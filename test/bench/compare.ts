@@ -53,6 +53,7 @@ const RATE_SECONDS = Number(arg('rate-seconds', '10'));
  * for symmetry. A fresh daemon's first seconds have a row of their own.
  */
 const WARM_MESSAGES = Number(arg('warm-messages', '5000'));
+if (!Number.isInteger(WARM_MESSAGES) || WARM_MESSAGES < 0) throw new Error(`--warm-messages: a whole number of messages, 0 for none (got ${arg('warm-messages', '')})`);
 if (!Number.isInteger(RATE_SECONDS) || RATE_SECONDS <= 0 || RATE_SECONDS > 600) throw new Error(`--rate-seconds: a whole number of seconds from 1 to 600 (got ${arg('rate-seconds', '')})`);
 const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const want = (key: string) => ONLY.length === 0 || ONLY.includes(key);
