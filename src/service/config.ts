@@ -112,7 +112,9 @@ export const DEFAULTS = {
   // bench: with every slot on it, a healthy destination's p99 went from 3 ms
   // to 15 s). 64, not 32: with one local receiver a backlog drained 1.07-1.41 x
   // faster at 64 in flight (medians of alternating runs, 2026-12-07), and 32
-  // drained at 0.87-0.91 x 64 in three runs of npm run bench. A receiver 100 ms away gets
+  // drained at 0.87-0.91 x 64 in three runs of npm run bench (in the two runs
+  // after, the same day, 32 drained at 1.08 and 1.22 x 64: not settled, see
+  // the README's Performance). A receiver 100 ms away gets
   // 640 requests a second; the window adapts below it, from 5: weak
   // receivers get far fewer.
   perDestination: 64,

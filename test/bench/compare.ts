@@ -300,17 +300,16 @@ async function runSpooldEndToEnd(base: string, opts: EndToEnd = {}): Promise<Fig
   await new Promise((r) => setTimeout(r, 600));
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, rssOf(daemon.child.pid!))), 50);
+  const producerEnv = { SINK_URL: sink.url, SPOOLD_LIB: path.join(ROOT, 'dist/index.js') };
   if (opts.rate && !opts.cold && WARM_MESSAGES > 0) {
-    const env = { SINK_URL: sink.url, SPOOLD_LIB: path.join(ROOT, 'dist/index.js'), ID_PREFIX: 'warm-' };
-    await contender(opts.producer ?? 'produce', [String(WARM_MESSAGES), '32', spool], env).done;
+    await contender(opts.producer ?? 'produce', [String(WARM_MESSAGES), '32', spool], { ...producerEnv, ID_PREFIX: 'warm-' }).done;
     await sink.until((x) => x.unique >= WARM_MESSAGES);
     await sink.reset();
   }
   const cpu0 = cpuMsOf(daemon.child.pid!);
   const t0 = Date.now();
   const producer = contender(opts.producer ?? 'produce', [String(n), opts.rate ? '16' : '32', spool], {
-    SINK_URL: sink.url,
-    SPOOLD_LIB: path.join(ROOT, 'dist/index.js'),
+    ...producerEnv,
     RATE: String(opts.rate ?? 0),
     BATCH: String(opts.batch ?? 0),
   });
@@ -471,13 +470,13 @@ async function withRabbit<T>(work: (port: number, pid: number) => Promise<T>): P
 async function runBroker(mode: 'bullmq' | 'rabbit', port: number, brokerPid: number, drain = false, rate = 0): Promise<Figures> {
   const n = rate > 0 ? Math.min(N, rate * RATE_SECONDS) : N;
   const sink = await Sink.start();
+  const brokerEnv = mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) };
   if (rate > 0 && WARM_MESSAGES > 0) {
-    await contender(mode, [String(WARM_MESSAGES), String(CONCURRENCY), sink.url], { ...(mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) }), ID_PREFIX: 'warm-' }).done;
+    await contender(mode, [String(WARM_MESSAGES), String(CONCURRENCY), sink.url], { ...brokerEnv, ID_PREFIX: 'warm-' }).done;
     await sink.reset();
   }
   let b0 = treeCpuMs(brokerPid);
-  const env = { ...(mode === 'bullmq' ? { REDIS_PORT: String(port) } : { AMQP_PORT: String(port) }), RATE: String(rate) };
-  const c = contender(mode, [String(n), String(CONCURRENCY), sink.url], env, drain ? () => (b0 = treeCpuMs(brokerPid)) : undefined);
+  const c = contender(mode, [String(n), String(CONCURRENCY), sink.url], { ...brokerEnv, RATE: String(rate) }, drain ? () => (b0 = treeCpuMs(brokerPid)) : undefined);
   const r = await c.done;
   const s = await sink.stats();
   const broker = treeCpuMs(brokerPid) - b0;
