@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { replaceReadmeSection } from './readme.js';
+import { aptInstall } from '../e2e/helpers.js';
 import { fileSystemName } from '../fs-type.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -396,11 +397,6 @@ function fsCosts(base: string): string {
 
 // ------------------------------------------------------------ peers
 
-function install(pkgs: string[]): void {
-  if (process.getuid?.() !== 0) return;
-  spawnSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')} >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}) >/dev/null 2>&1`]);
-}
-
 /**
  * BullMQ's client is installed when the bench runs, not kept in the lock
  * file: its optional native parts exist for platforms this registry does not
@@ -413,7 +409,7 @@ function ensureBullmq(): void {
 
 async function withRedis<T>(work: (port: number, pid: number) => Promise<T>): Promise<T> {
   ensureBullmq();
-  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) install(['redis-server']);
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) aptInstall(['redis-server']);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-redis-'));
   const port = 6391;
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'yes'], { stdio: 'ignore' });
@@ -427,7 +423,7 @@ async function withRedis<T>(work: (port: number, pid: number) => Promise<T>): Pr
 }
 
 async function withRabbit<T>(work: (port: number, pid: number) => Promise<T>): Promise<T> {
-  if (spawnSync('sh', ['-c', 'command -v rabbitmq-server']).status !== 0) install(['rabbitmq-server']);
+  if (spawnSync('sh', ['-c', 'command -v rabbitmq-server']).status !== 0) aptInstall(['rabbitmq-server']);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-rabbit-'));
   const port = 5673;
   const env = {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { aptInstall } from '../e2e/helpers.js';
 
 export interface Outcome {
   scenario: string;
@@ -109,8 +110,6 @@ export function sleep(ms: number): Promise<void> {
 export function ensureCommand(command: string, pkg: string): boolean {
   const has = () => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
   if (has()) return true;
-  if (process.getuid?.() === 0) {
-    spawnSync('sh', ['-c', `apt-get install -y -qq ${pkg} >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq ${pkg}) >/dev/null 2>&1`]);
-  }
+  aptInstall([pkg]);
   return has();
 }

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { asNobody, ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
+import { aptInstall, asNobody, ensureSpoolDirs, startDaemon, tempSpool, waitFor, type Daemon } from '../e2e/helpers.js';
 import { countingSink, quickDrop, snapshot, sleep, type Outcome } from './common.js';
 
 interface Part {
@@ -158,9 +158,7 @@ async function permissionDenied(): Promise<Part> {
 async function clockSteps(): Promise<Part> {
   const name = 'clock steps';
   const candidates = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'];
-  if (!candidates.some((p) => fs.existsSync(p)) && process.getuid?.() === 0) {
-    spawnSync('sh', ['-c', 'apt-get install -y -qq faketime >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null 2>&1']);
-  }
+  if (!candidates.some((p) => fs.existsSync(p))) aptInstall(['faketime']);
   const lib = candidates.find((p) => fs.existsSync(p));
   if (!lib) return { name, pass: null, text: 'not run: libfaketime is not installed (apt-get install faketime)' };
   const control = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-clock-')), 'offset');

@@ -25,7 +25,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSpoolDirs, ROOT, startDaemon, tempDir, waitFor, type Daemon } from '../e2e/helpers.js';
+import { aptInstall, ensureSpoolDirs, ROOT, startDaemon, tempDir, waitFor, type Daemon } from '../e2e/helpers.js';
 import { snapshot, sleep, type Outcome } from './common.js';
 
 const FS_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'powercut-fs.py');
@@ -53,7 +53,7 @@ function prerequisites(): string | null {
   if (!fs.existsSync('/dev/fuse')) return 'no /dev/fuse';
   if (LAZYFS) return fs.existsSync(LAZYFS) ? null : `SPOOLD_LAZYFS=${LAZYFS} does not exist`;
   const has = () => spawnSync(PYTHON, ['-c', 'import pyfuse3, trio'], { stdio: 'ignore' }).status === 0;
-  if (!has()) spawnSync('sh', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pyfuse3 fuse3 >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pyfuse3 fuse3) >/dev/null 2>&1']);
+  if (!has()) aptInstall(['python3-pyfuse3', 'fuse3']);
   return has() ? null : 'python3-pyfuse3 could not be installed';
 }
 
