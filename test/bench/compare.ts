@@ -32,6 +32,17 @@ function arg(name: string, fallback: string): string {
 }
 const N = Number(arg('messages', '20000'));
 const RUNS = Number(arg('runs', '3'));
+/**
+ * Rows compared with each other (the defaults against other settings) take
+ * turns for this many rounds. Round to round one receiver's drain moves by
+ * up to 30% on this machine, more than the differences in question: in six
+ * rounds (2026-12-07) the defaults' drain was 0.85-1.22 x 128's round by
+ * round, so three rounds can put a 10% target either side by chance.
+ */
+const ROUNDS = Number(arg('rounds', '5'));
+for (const [name, n] of [['runs', RUNS], ['rounds', ROUNDS]] as const) {
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`--${name}: a whole number from 1 to 100 (got ${arg(name, '')})`);
+}
 const ONLY = arg('only', '').split(',').filter(Boolean);
 /** The peers' clients keep this many requests in flight: spoold's default --concurrency. */
 const CONCURRENCY = 64;
@@ -510,11 +521,15 @@ async function repeat(name: string, run: () => Promise<Figures>, times = RUNS): 
   return { name, runs };
 }
 
-/** Rows whose runs take turns, one run of each `RUNS` times; a row whose run fails stops there and the others go on. */
+/** Rows whose runs take turns, one run of each for `ROUNDS` rounds; a row whose run fails stops there and the others go on. */
 async function interleaved(named: readonly (readonly [string, () => Promise<Figures>])[]): Promise<Row[]> {
   const rows: Row[] = named.map(([name]) => ({ name, runs: [] }));
-  for (let i = 0; i < RUNS; i++) {
-    for (const [j, [name, run]] of named.entries()) {
+  for (let i = 0; i < ROUNDS; i++) {
+    // Each round starts one row further on, so that no row always runs
+    // first (just after a row of another kind) or always last.
+    for (let k = 0; k < named.length; k++) {
+      const j = (i + k) % named.length;
+      const [name, run] = named[j]!;
       const row = rows[j]!;
       if (row.failed) continue;
       try {
@@ -659,7 +674,7 @@ async function main(): Promise<void> {
   const targetLines = targets(rows);
   const cpus = os.cpus();
   const table = [
-    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fileSystemName(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate, after ${WARM_MESSAGES.toLocaleString('en')} messages as fast as they come through the same daemon or broker), one destination, median of ${RUNS} runs. spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
+    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fileSystemName(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate, after ${WARM_MESSAGES.toLocaleString('en')} messages as fast as they come through the same daemon or broker), one destination, median of ${RUNS} runs (${ROUNDS}, taking turns, for the rows compared with each other). spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
     '',
     ...notes,
     '',
