@@ -18,6 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchDisk } from './disk.js';
 import { replaceReadmeSection } from './readme.js';
 import { aptInstall } from '../e2e/helpers.js';
 import { fileSystemName } from '../fs-type.js';
@@ -418,10 +419,10 @@ function ensureBullmq(): void {
   spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', 'bullmq@^6', 'ioredis@^5'], { cwd: ROOT, stdio: 'ignore' });
 }
 
-async function withRedis<T>(work: (port: number, pid: number) => Promise<T>): Promise<T> {
+async function withRedis<T>(base: string, work: (port: number, pid: number) => Promise<T>): Promise<T> {
   ensureBullmq();
   if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) aptInstall(['redis-server']);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-redis-'));
+  const dir = fs.mkdtempSync(path.join(base, 'spoold-redis-'));
   const port = 6391;
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'yes'], { stdio: 'ignore' });
   try {
@@ -433,9 +434,9 @@ async function withRedis<T>(work: (port: number, pid: number) => Promise<T>): Pr
   }
 }
 
-async function withRabbit<T>(work: (port: number, pid: number) => Promise<T>): Promise<T> {
+async function withRabbit<T>(base: string, work: (port: number, pid: number) => Promise<T>): Promise<T> {
   if (spawnSync('sh', ['-c', 'command -v rabbitmq-server']).status !== 0) aptInstall(['rabbitmq-server']);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-rabbit-'));
+  const dir = fs.mkdtempSync(path.join(base, 'spoold-rabbit-'));
   const port = 5673;
   const env = {
     ...process.env,
@@ -607,13 +608,17 @@ function targets(rows: Row[]): string[] {
 }
 
 async function main(): Promise<void> {
-  const disk = arg('disk', os.tmpdir());
+  const benchOn = benchDisk(arg('disk', '') || undefined);
+  const disk = benchOn.dir;
+  // The machine's own root, when the disk rows run elsewhere (see disk.ts).
+  const root = disk === os.tmpdir() ? null : os.tmpdir();
   const tmpfs = arg('tmpfs', '/dev/shm');
   const rows: Row[] = [];
   const notes: string[] = [];
   const count = N.toLocaleString('en');
   if (want('fs')) {
     notes.push(`File-system cost per message, disk (${fileSystemName(disk)}): ${fsCosts(disk)}.`);
+    if (root) notes.push(`File-system cost per message, the machine's root (${fileSystemName(root)}, no journal): ${fsCosts(root)}.`);
     notes.push(`File-system cost per message, tmpfs: ${fsCosts(tmpfs)}.`);
   }
   const ceiling = want('ceiling') ? await repeat('in-memory loop (ceiling, no durability)', runCeiling) : null;
@@ -652,11 +657,12 @@ async function main(): Promise<void> {
   if (want('rates')) {
     for (const rate of RATES) rows.push(await repeat(`spoold at ${rate} msgs/s, disk`, () => runSpooldEndToEnd(disk, { rate, messages: Math.min(N, rate * RATE_SECONDS) })));
     rows.push(await repeat(`spoold at 500 msgs/s, disk, its first ${RATE_SECONDS} s after a start`, () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS), cold: true })));
+    if (root) rows.push(await repeat("spoold at 500 msgs/s, the machine's root (ext4 without a journal)", () => runSpooldEndToEnd(root, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS) })));
     rows.push(await repeat('spoold at 500 msgs/s, tmpfs', () => runSpooldEndToEnd(tmpfs, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS) })));
     rows.push(await repeat('spoold at 500 msgs/s, write-file-atomic producers into incoming/, disk', () => runSpooldEndToEnd(disk, { rate: 500, messages: Math.min(N, 500 * RATE_SECONDS), producer: 'wfa' })));
   }
-  const peers = async (name: string, mode: 'bullmq' | 'rabbit', within: <T>(work: (port: number, pid: number) => Promise<T>) => Promise<T>) => {
-    const found = await within(async (port, pid) => [
+  const peers = async (name: string, mode: 'bullmq' | 'rabbit', within: <T>(base: string, work: (port: number, pid: number) => Promise<T>) => Promise<T>) => {
+    const found = await within(disk, async (port, pid) => [
       await repeat(`${name} (end to end)`, () => runBroker(mode, port, pid)),
       await repeat(`${name} drain (${count} queued at start)`, () => runBroker(mode, port, pid, true)),
       ...(want('rates') ? await (async () => {
@@ -674,7 +680,7 @@ async function main(): Promise<void> {
   const targetLines = targets(rows);
   const cpus = os.cpus();
   const table = [
-    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fileSystemName(disk)} (${disk}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate, after ${WARM_MESSAGES.toLocaleString('en')} messages as fast as they come through the same daemon or broker), one destination, median of ${RUNS} runs (${ROUNDS}, taking turns, for the rows compared with each other). spoold runs its defaults unless the row says otherwise; the peers: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
+    `Run ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, disk ${fileSystemName(disk)} (${benchOn.label}), tmpfs ${tmpfs}; ${count} messages of about 1 KiB (rate rows: ${RATE_SECONDS} s at the rate, after ${WARM_MESSAGES.toLocaleString('en')} messages as fast as they come through the same daemon or broker), one destination, median of ${RUNS} runs (${ROUNDS}, taking turns, for the rows compared with each other). spoold runs its defaults unless the row says otherwise; the peers, their data on the same disk: BullMQ on Redis 7 (AOF everysec), RabbitMQ classic durable queue with publisher confirms, prefetch ${CONCURRENCY}; their clients keep ${CONCURRENCY} requests in flight.`,
     '',
     ...notes,
     '',
@@ -685,6 +691,7 @@ async function main(): Promise<void> {
   ].join('\n');
   console.log(table);
   if (process.argv.includes('--write-readme')) replaceReadmeSection('bench:compare', table);
+  benchOn.close();
 }
 
 await main();
