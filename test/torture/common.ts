@@ -17,6 +17,8 @@ export interface CountingSink {
   /** Requests per id (Idempotency-Key), and 2xx answers per id. */
   requests: Map<string, number>;
   delivered: Map<string, number>;
+  /** When the last 2xx to each id was written (performance.now()). */
+  answeredAt: Map<string, number>;
   inFlight: number;
   total: number;
   bodies: Map<string, string>;
@@ -29,6 +31,7 @@ export async function countingSink(failShare = 0, opts: { keepBodies?: boolean; 
     url: '',
     requests: new Map(),
     delivered: new Map(),
+    answeredAt: new Map(),
     inFlight: 0,
     total: 0,
     bodies: new Map(),
@@ -48,6 +51,7 @@ export async function countingSink(failShare = 0, opts: { keepBodies?: boolean; 
           res.writeHead(503).end();
         } else {
           sink.delivered.set(id, (sink.delivered.get(id) ?? 0) + 1);
+          sink.answeredAt.set(id, performance.now());
           res.writeHead(200).end();
         }
         sink.inFlight--;

@@ -33,10 +33,18 @@ export async function crashLoop(opts: { messages: number; kills: number; failSha
   }, 50);
 
   let daemon: Daemon | null = null;
+  // Answered 2xx before a kill and still in the spool after it: each of these
+  // is sent again, so their count should account for the duplicates; how long
+  // before the kill they were answered says whether settlement lags.
+  const unsettledAges: number[] = [];
   for (let k = 0; k < opts.kills; k++) {
+    const bornAt = performance.now();
     daemon = await startDaemon(spool, args, { ready: false });
     await sleep(300 + Math.random() * 1200);
+    const killedAt = performance.now();
     await daemon.stop('SIGKILL');
+    const after = snapshot(spool);
+    for (const [id, at] of sink.answeredAt) if (at >= bornAt && at <= killedAt && after.has(id) && after.get(id)!.join() !== 'bounced') unsettledAges.push(killedAt - at);
   }
   await waitFor('producers done', () => produced >= opts.messages, 120_000, 50);
   const refused = Array.from({ length: opts.messages }, (_, i) => i).filter((i) => i % 20 === 7).map((i) => `c-${i}`);
@@ -73,6 +81,8 @@ export async function crashLoop(opts: { messages: number; kills: number; failSha
   const outboxLeft = fs.readdirSync(path.join(spool, 'notices')).length;
   const tmpLeft = fs.readdirSync(path.join(spool, 'tmp')).length;
   const duplicates = [...sink.delivered.values()].reduce((a, n) => a + (n - 1), 0);
+  unsettledAges.sort((a, b) => a - b);
+  const age = (q: number) => (unsettledAges.length ? unsettledAges[Math.min(unsettledAges.length - 1, Math.floor(unsettledAges.length * q))]!.toFixed(1) : '-');
   const bound = opts.kills * concurrency;
   const pass = drained && lost === 0 && left.size === 0 && bouncedOk === refused.length && noticesMissing === 0 && outboxLeft === 0 && duplicates <= bound && exit.code === 0;
   return {
@@ -82,7 +92,7 @@ export async function crashLoop(opts: { messages: number; kills: number; failSha
       `${opts.messages.toLocaleString('en')} messages, ${opts.kills} × SIGKILL, ${Math.round(opts.failShare * 100)}% 503: ` +
       `delivered ${sink.delivered.size.toLocaleString('en')}, lost ${lost}, left in spool ${left.size}, ` +
       `duplicates ${duplicates} (${((duplicates / opts.messages) * 100).toFixed(2)}%; ${(duplicates / opts.kills).toFixed(1)} per kill, ` +
-      `at most ${concurrency} can be in flight at a kill), ` +
+      `at most ${concurrency} can be in flight at a kill; answered 2xx but still in the spool at a kill ${unsettledAges.length}, answered a median ${age(0.5)} ms (p90 ${age(0.9)}, max ${age(1)}) before it), ` +
       `refused and bounced ${bouncedOk}/${refused.length}, bounce notices missing ${noticesMissing} (sent twice ${noticesTwice}), outbox left ${outboxLeft}, files left in tmp/ ${tmpLeft} (removed once an hour old), ` +
       `requests ${sink.total.toLocaleString('en')}, drain after the last message ${(drainMs / 1000).toFixed(1)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s`,
   };
