@@ -110,13 +110,14 @@ export const DEFAULTS = {
   concurrency: 128,
   // Half the slots: one slow destination never takes them all (the isolation
   // bench: with every slot on it, a healthy destination's p99 went from 3 ms
-  // to 15 s). 64, not 32: with one local receiver a backlog drained 1.07-1.41 x
-  // faster at 64 in flight (medians of alternating runs, 2026-12-07), and 32
-  // drained at 0.87-0.91 x 64 in three runs of npm run bench (in the two runs
-  // after, the same day, 32 drained at 1.08 and 1.22 x 64: not settled, see
-  // the README's Performance). A receiver 100 ms away gets
-  // 640 requests a second; the window adapts below it, from 5: weak
-  // receivers get far fewer.
+  // to 15 s). 64, not 32 or 128: one local receiver, the settings taking
+  // turns in rounds whose order turns (2026-12-07), drained medians of
+  // 4,900 msgs/s at 64 against 4,667 at 32 and 5,136 at 128 in six rounds,
+  // and 5,183 against 4,523 and 5,058 in npm run bench's five (end to end
+  // 2,656 against 2,706 and 2,891; 3,534 against 3,575 and 3,600). One
+  // setting moves up to 30% from round to round, more than the settings
+  // differ. A receiver 100 ms away gets 640 requests a second; the window
+  // adapts below it, from 5: weak receivers get far fewer.
   perDestination: 64,
   activeLimit: 10_000,
   // Enough to keep parsed what the slots will send next (2 x concurrency
