@@ -26,14 +26,16 @@ export interface BenchDisk {
   dir: string;
   /** How the run describes it. */
   label: string;
+  /** true: the journaled ext4 made for the run, so the OS's temporary folder is another file system. */
+  made: boolean;
   close(): void;
 }
 
 const IMAGE_BYTES = 8 * 2 ** 30;
 
 export function benchDisk(given: string | undefined): BenchDisk {
-  if (given) return { dir: given, label: given, close: () => undefined };
-  const fallback = (why: string): BenchDisk => ({ dir: os.tmpdir(), label: `${os.tmpdir()} (${why})`, close: () => undefined });
+  if (given) return { dir: given, label: given, made: false, close: () => undefined };
+  const fallback = (why: string): BenchDisk => ({ dir: os.tmpdir(), label: `${os.tmpdir()} (${why})`, made: false, close: () => undefined });
   if (process.getuid?.() !== 0) return fallback('no journaled ext4: mounting one needs root');
   if (spawnSync('sh', ['-c', 'command -v mkfs.ext4 && test -e /dev/loop-control'], { stdio: 'ignore' }).status !== 0) return fallback('no journaled ext4: needs mkfs.ext4 and loop devices');
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-disk-'));
@@ -59,6 +61,6 @@ export function benchDisk(given: string | undefined): BenchDisk {
   }
   mounted = true;
   process.once('exit', close);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-  return { dir, label: `ext4 with its journal on a loop device over a file in ${os.tmpdir()}`, close };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
+  return { dir, label: `ext4 with its journal on a loop device over a file in ${os.tmpdir()}`, made: true, close };
 }
