@@ -112,14 +112,16 @@ export class Spool {
    * folder), so joining by concatenation is the same path.
    */
   private readonly prefixes: Readonly<Record<Folder, string>>;
+  private readonly dirs: Readonly<Record<Folder, string>>;
 
   constructor(root: string) {
     this.root = path.resolve(root);
-    this.prefixes = Object.fromEntries(FOLDERS.map((f) => [f, path.join(this.root, f) + path.sep])) as Record<Folder, string>;
+    this.dirs = Object.fromEntries(FOLDERS.map((f) => [f, path.join(this.root, f)])) as Record<Folder, string>;
+    this.prefixes = Object.fromEntries(FOLDERS.map((f) => [f, this.dirs[f] + path.sep])) as Record<Folder, string>;
   }
 
   dir(folder: Folder): string {
-    return path.join(this.root, folder);
+    return this.dirs[folder];
   }
 
   /** Path of a file directly in a queue (deferred/ files live in buckets: use deferredPath). */
