@@ -25,7 +25,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import { SpoolError } from '../errors.js';
 import { Spool } from '../spool/layout.js';
 import { validateMessage } from '../delivery/message.js';
