@@ -29,7 +29,7 @@ import { SpoolError } from '../errors.js';
 import { Spool } from '../spool/layout.js';
 import { validateMessage } from '../delivery/message.js';
 import { incomingName, isValidId } from '../spool/names.js';
-import { publish, stage } from '../spool/staging.js';
+import { fsyncFd, publish, stage } from '../spool/staging.js';
 
 export interface MessageInput {
   url: string;
@@ -81,24 +81,13 @@ export function newMessageId(now: number = Date.now()): string {
  * messages a second, where every enqueue() runs alone, fsp.open + sync +
  * close were three of them per message.
  */
-function fsyncDirectoryAsync(dir: string): Promise<void> {
-  let fd: number;
+async function fsyncDirectoryAsync(dir: string): Promise<void> {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
-    fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  } catch (err) {
-    return Promise.reject(err);
+    await fsyncFd(fd);
+  } finally {
+    fs.closeSync(fd);
   }
-  return new Promise<void>((resolve, reject) =>
-    fs.fsync(fd, (err) => {
-      try {
-        fs.closeSync(fd);
-      } catch (closeErr) {
-        err ??= closeErr as NodeJS.ErrnoException;
-      }
-      if (err) reject(err);
-      else resolve();
-    }),
-  );
 }
 
 /**

@@ -40,7 +40,8 @@ export const STALE_MS = 60 * 60_000;
 /** A transit file this old was left by a killed spoolctl (a live one takes microseconds). */
 const TRANSIT_STALE_MS = 60_000;
 
-const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+/** fsync(2) in the thread pool (the callback form: fs/promises needs a FileHandle). */
+export const fsyncFd = (fd: number): Promise<void> => new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
 
 function ioError(what: string, err: unknown): SpoolError {
   return new SpoolError(`${what}: ${errnoOf(err) ?? (err as Error).message}`, 'SPOOL_ERR_IO', { cause: err });
