@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchDisk } from './disk.js';
 import { replaceReadmeSection } from './readme.js';
-import { aptInstall } from '../e2e/helpers.js';
+import { ensureCommand } from '../e2e/helpers.js';
 import { fileSystemName } from '../fs-type.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -421,7 +421,7 @@ function ensureBullmq(): void {
 
 async function withRedis<T>(base: string, work: (port: number, pid: number) => Promise<T>): Promise<T> {
   ensureBullmq();
-  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) aptInstall(['redis-server']);
+  if (!ensureCommand('redis-server', 'redis-server')) throw new Error('redis-server is needed for the BullMQ rows: install Debian\'s "redis-server" package');
   const dir = fs.mkdtempSync(path.join(base, 'spoold-redis-'));
   const port = 6391;
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'yes'], { stdio: 'ignore' });
@@ -435,7 +435,7 @@ async function withRedis<T>(base: string, work: (port: number, pid: number) => P
 }
 
 async function withRabbit<T>(base: string, work: (port: number, pid: number) => Promise<T>): Promise<T> {
-  if (spawnSync('sh', ['-c', 'command -v rabbitmq-server']).status !== 0) aptInstall(['rabbitmq-server']);
+  if (!ensureCommand('rabbitmq-server', 'rabbitmq-server')) throw new Error('rabbitmq-server is needed for the RabbitMQ rows: install Debian\'s "rabbitmq-server" package');
   const dir = fs.mkdtempSync(path.join(base, 'spoold-rabbit-'));
   const port = 5673;
   const env = {

@@ -216,6 +216,14 @@ export function aptInstall(packages: string[]): boolean {
   return r.status === 0;
 }
 
+/** Installs a Debian package when its command is missing (the machine may be new); true when the command is there after. */
+export function ensureCommand(command: string, pkg: string): boolean {
+  const has = () => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+  if (has()) return true;
+  aptInstall([pkg]);
+  return has();
+}
+
 /**
  * For the tests of the calling file: test/unit/close-fails-fs.py, a real
  * FUSE file system of one file (`record`) whose close(2) fails, mounted at

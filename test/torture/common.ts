@@ -1,10 +1,8 @@
 /** Shared pieces of the torture scenarios: results, a counting sink, queue snapshots. */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { aptInstall } from '../e2e/helpers.js';
 
 export interface Outcome {
   scenario: string;
@@ -110,10 +108,3 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Installs a Debian package when its command is missing (the machine may be new). */
-export function ensureCommand(command: string, pkg: string): boolean {
-  const has = () => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
-  if (has()) return true;
-  aptInstall([pkg]);
-  return has();
-}

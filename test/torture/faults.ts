@@ -10,8 +10,8 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { drop, startDaemon, tempSpool, waitFor } from '../e2e/helpers.js';
-import { ensureCommand, mb, rssOf, sleep, type Outcome } from './common.js';
+import { drop, ensureCommand, startDaemon, tempSpool, waitFor } from '../e2e/helpers.js';
+import { mb, rssOf, sleep, type Outcome } from './common.js';
 
 type Server = { url: string; close(): void };
 
