@@ -11,16 +11,14 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { aptInstall, cleanup, drop, ROOT, SPOOLD, startDaemon, startSink, tempDir, tempSpool, waitFor } from './helpers.js';
+import { cleanup, drop, ensureCommand, ROOT, SPOOLD, startDaemon, startSink, tempDir, tempSpool, waitFor } from './helpers.js';
 import { available, bootSystemd } from './systemd-host.js';
 
 after(cleanup);
 
 function systemdAnalyze(): string {
-  const found = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { encoding: 'utf8' }).stdout.trim();
-  if (found) return found;
   // CI installs it (.ci/run); a fresh root machine gets it here.
-  if (aptInstall(['systemd'])) return 'systemd-analyze';
+  if (ensureCommand('systemd-analyze', 'systemd')) return 'systemd-analyze';
   throw new Error('systemd-analyze is needed to check the unit: install Debian\'s "systemd" package');
 }
 

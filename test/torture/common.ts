@@ -107,4 +107,3 @@ export const mb = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MB`;
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-
