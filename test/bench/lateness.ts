@@ -3,7 +3,8 @@
  * defaults. Scheduled messages wait in deferred/ as retries do, so this is
  * the due scan's lateness for both.
  *
- * One daemon on a spool on disk, a node:http sink answering 200, two rows:
+ * One daemon on a spool on the bench's disk (disk.ts: ext4 with its journal,
+ * made for the run), a node:http sink answering 200, two rows:
  * 3,000 messages with `deliverAt` 1-10 s ahead and 1,000 without, all
  * waiting when the daemon starts (the start-up claim comes first); and 3,000
  * dropped at 300 a second, each due 1-10 s after its drop (the steady state).
@@ -13,15 +14,20 @@
  * their drop are due before the daemon runs, and counting that wait would
  * measure the bench's writes, not the due scan.
  *
- *   npx tsx test/bench/lateness.ts [--write-readme]
+ * Not the machine's root, ext4 without a journal here, where a creation
+ * probes the inodes freed in the last 30 s: the first row's 4,000 writes
+ * there took long enough that hundreds came due before the daemon ran.
+ *
+ *   npx tsx test/bench/lateness.ts [--disk DIR] [--write-readme]
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fileSystemName } from '../fs-type.js';
+import { benchDisk } from './disk.js';
 import { replaceReadmeSection } from './readme.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -37,8 +43,8 @@ function drop(spool: string, id: string, message: unknown): void {
   fs.renameSync(tmp, path.join(spool, 'incoming', `${id}.json`));
 }
 
-async function run(steady: boolean): Promise<string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoold-lateness-'));
+async function run(disk: string, steady: boolean): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(disk, 'spoold-lateness-'));
   const spool = path.join(dir, 'spool');
   for (const q of ['incoming', 'tmp']) fs.mkdirSync(path.join(spool, q), { recursive: true });
   const first = new Map<string, number>();
@@ -90,10 +96,22 @@ async function run(steady: boolean): Promise<string> {
   return `| ${name} | ${f(pct(late, 50))} | ${f(pct(late, 90))} | ${f(pct(late, 99))} | ${f(Math.max(...late))} | ${f(dueBeforeStart)} | ${early} | ${missing} |`;
 }
 
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 async function main(): Promise<void> {
-  const rows = [await run(false), await run(true)];
+  const disk = benchDisk(arg('disk'));
+  const on = `${fileSystemName(disk.dir)} (${disk.label})`;
+  let rows: string[];
+  try {
+    rows = [await run(disk.dir, false), await run(disk.dir, true)];
+  } finally {
+    disk.close();
+  }
   const table = [
-    `Run ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, spool on disk (${os.tmpdir()}), the defaults; one run each. Late: ms from the message's time (or from the daemon's start, for one due before it) to its request at the receiver.`,
+    `Run ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, spool on ${on}, the defaults; one run each. Late: ms from the message's time (or from the daemon's start, for one due before it) to its request at the receiver.`,
     '',
     '| scheduled messages | late p50 | p90 | p99 | max | due before the daemon started | sent early | not sent in 30 s |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
