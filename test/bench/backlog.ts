@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { arg } from './args.js';
 import { replaceReadmeSection } from './readme.js';
 import { formatEntry, destinationTag, bucketOf } from '../../src/spool/names.js';
 import { fileSystemName } from '../fs-type.js';
@@ -29,10 +30,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const SPOOLCTL = path.join(ROOT, 'bin/spoolctl');
 const SPOOLD = path.join(ROOT, 'bin/spoold');
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 const COUNT = Number(arg('count', '100000'));
 const DAEMON_COUNT = Number(arg('daemon-count', '1000000'));
 const DIR = arg('dir', os.tmpdir());

@@ -18,6 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { arg } from './args.js';
 import { benchDisk } from './disk.js';
 import { replaceReadmeSection } from './readme.js';
 import { ensureCommand } from '../e2e/helpers.js';
@@ -27,10 +28,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const HERE = path.join(ROOT, 'test/bench');
 const SPOOLD = path.join(ROOT, 'bin/spoold');
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 const N = Number(arg('messages', '20000'));
 const RUNS = Number(arg('runs', '3'));
 /**

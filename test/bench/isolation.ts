@@ -41,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '../../src/service/config.js';
 import { bucketOf, destinationTag, formatEntry } from '../../src/spool/names.js';
 import { fileSystemName } from '../fs-type.js';
+import { arg } from './args.js';
 import { benchDisk } from './disk.js';
 import { replaceReadmeSection } from './readme.js';
 
@@ -61,10 +62,6 @@ async function listen(handler: http.RequestListener): Promise<{ url: string; ser
 /** Wall-clock ms with a fraction, comparable between processes on one machine. */
 const wallMs = (): number => performance.timeOrigin + performance.now();
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 const ROUNDS = Number(arg('rounds', '3'));
 
 const median = (xs: number[]): number => pct(xs, 50);

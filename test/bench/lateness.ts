@@ -27,6 +27,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileSystemName } from '../fs-type.js';
+import { arg } from './args.js';
 import { benchDisk } from './disk.js';
 import { replaceReadmeSection } from './readme.js';
 
@@ -96,13 +97,8 @@ async function run(disk: string, steady: boolean): Promise<string> {
   return `| ${name} | ${f(pct(late, 50))} | ${f(pct(late, 90))} | ${f(pct(late, 99))} | ${f(Math.max(...late))} | ${f(dueBeforeStart)} | ${early} | ${missing} |`;
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 async function main(): Promise<void> {
-  const disk = benchDisk(arg('disk'));
+  const disk = benchDisk(arg('disk', '') || undefined);
   const on = `${fileSystemName(disk.dir)} (${disk.label})`;
   let rows: string[];
   try {
