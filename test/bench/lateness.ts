@@ -9,14 +9,14 @@
  * waiting when the daemon starts (the start-up claim comes first); and 3,000
  * dropped at 300 a second, each due 1-10 s after its drop (the steady state).
  * Late: the first request's arrival less the message's time, or less the
- * daemon's start for a message that came due before it: writing the 4,000
- * files of the first row takes 1-2 s on this disk, so messages due 1 s after
+ * daemon's start for a message that came due before it: where writing the
+ * 4,000 files of the first row takes over a second, messages due 1 s after
  * their drop are due before the daemon runs, and counting that wait would
  * measure the bench's writes, not the due scan.
  *
  * Not the machine's root, ext4 without a journal here, where a creation
- * probes the inodes freed in the last 30 s: the first row's 4,000 writes
- * there took long enough that hundreds came due before the daemon ran.
+ * probes the inodes freed in the last 30 s: the first row's writes took 1-2
+ * s there, and in one run 330 messages came due before the daemon ran.
  *
  *   npx tsx test/bench/lateness.ts [--disk DIR] [--write-readme]
  */
