@@ -1,7 +1,7 @@
 /**
  * `npm run bench:isolation`: does a dead destination slow a healthy one?
  *
- * One daemon, one run per scenario, the same healthy traffic in each: 2,000
+ * One daemon per run of a scenario, the same healthy traffic in each: 2,000
  * messages dropped at 200 a second to a node:http sink answering 200. In the
  * "dead" scenarios 5,000 messages to an endpoint that accepts connections and
  * never answers (each attempt ends at the 5 s timeout) wait when the daemon
@@ -72,7 +72,6 @@ function pct(xs: number[], p: number): number {
 }
 
 interface Result {
-  scenario: string;
   p50: number;
   p99: number;
   max: number;
@@ -139,7 +138,7 @@ async function run(disk: string, scenario: string, backlog: 'none' | 'deferred' 
   dead.server.close();
   fs.rmSync(spool, { recursive: true, force: true });
   if (latencies.length < HEALTHY) throw new Error(`${scenario}: only ${latencies.length}/${HEALTHY} healthy messages arrived`);
-  return { scenario, p50: pct(latencies, 50), p99: pct(latencies, 99), max: Math.max(...latencies), seconds, deadRequests };
+  return { p50: pct(latencies, 50), p99: pct(latencies, 99), max: Math.max(...latencies), seconds, deadRequests };
 }
 
 const perDestination = Math.min(Number(process.env.SPOOLD_PER_DESTINATION ?? DEFAULTS.perDestination), Number(process.env.SPOOLD_CONCURRENCY ?? DEFAULTS.concurrency));
@@ -153,17 +152,20 @@ const scenarios: [string, 'none' | 'deferred' | 'incoming' | 'slow', string[]][]
 const disk = benchDisk(arg('disk', '') || undefined);
 const on = `${fileSystemName(disk.dir)} (${disk.label})`;
 const rounds: Result[][] = [];
-for (let r = 0; r < ROUNDS; r++) {
-  const round: Result[] = [];
-  for (let k = 0; k < scenarios.length; k++) {
-    const j = (r + k) % scenarios.length;
-    const [name, backlog, extra] = scenarios[j]!;
-    round[j] = await run(disk.dir, name, backlog, extra);
-    console.error(`  round ${r + 1}: ${name}: p99 ${round[j]!.p99.toFixed(1)} ms`);
+try {
+  for (let r = 0; r < ROUNDS; r++) {
+    const round: Result[] = [];
+    for (let k = 0; k < scenarios.length; k++) {
+      const j = (r + k) % scenarios.length;
+      const [name, backlog, extra] = scenarios[j]!;
+      round[j] = await run(disk.dir, name, backlog, extra);
+      console.error(`  round ${r + 1}: ${name}: p99 ${round[j]!.p99.toFixed(1)} ms`);
+    }
+    rounds.push(round);
   }
-  rounds.push(round);
+} finally {
+  disk.close();
 }
-disk.close();
 const f1 = (x: number) => x.toFixed(1);
 const rows = scenarios.map(([name], j) => {
   const mine = rounds.map((round) => round[j]!);
