@@ -33,7 +33,12 @@ export interface BenchDisk {
 
 const IMAGE_BYTES = 8 * 2 ** 30;
 
-export function benchDisk(given: string | undefined): BenchDisk {
+/**
+ * `inodes`: at least this many files. mkfs.ext4 gives an image of this size
+ * one inode per 16 KiB (about 524,000), which a spool on a disk of a real
+ * size never runs out of; a bench that makes more files asks for them.
+ */
+export function benchDisk(given: string | undefined, opts: { inodes?: number } = {}): BenchDisk {
   if (given) return { dir: given, label: given, made: false, close: () => undefined };
   const fallback = (why: string): BenchDisk => ({ dir: os.tmpdir(), label: `${os.tmpdir()} (${why})`, made: false, close: () => undefined });
   if (process.getuid?.() !== 0) return fallback('no journaled ext4: mounting one needs root');
@@ -53,7 +58,7 @@ export function benchDisk(given: string | undefined): BenchDisk {
     }
     fs.rmSync(base, { recursive: true, force: true });
   };
-  const made = spawnSync('mkfs.ext4', ['-q', '-F', image], { encoding: 'utf8' });
+  const made = spawnSync('mkfs.ext4', ['-q', '-F', ...(opts.inodes ? ['-N', String(opts.inodes)] : []), image], { encoding: 'utf8' });
   const mount = made.status === 0 ? spawnSync('mount', ['-o', 'loop', image, dir], { encoding: 'utf8' }) : made;
   if (mount.status !== 0) {
     close();
