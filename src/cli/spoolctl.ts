@@ -42,10 +42,17 @@ import { VERSION } from '../version.js';
 class UsageError extends Error {}
 const USAGE_CODES = new Set(['SPOOL_ERR_BAD_MESSAGE', 'SPOOL_ERR_BAD_ID', 'SPOOL_ERR_NOT_A_SPOOL', 'SPOOL_ERR_CONFIG', 'SPOOL_ERR_BAD_PATTERN']);
 class NotFoundError extends Error {
-  constructor(id: string) {
-    super(`${id}: not found`);
+  constructor(id: string, detail = '') {
+    super(`${id}: not found${detail}`);
   }
 }
+
+/**
+ * Asked after the fact, a message no longer in the spool was most often
+ * delivered, and by default nothing of it is kept but the daemon's log lines
+ * (received, deferred, delivered: each with the id), so the error says where.
+ */
+const goneFromSpool = (id: string) => ` in the spool (a delivered message is kept only with --keep-delivered); the daemon's log has what became of it: journalctl -u spoold -o cat --grep=${id}`;
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -236,7 +243,7 @@ function makeProgram(): Command {
     .action((id: string, opts: { spool?: string; json?: boolean }) => {
       const spool = openSpool(spoolDir(opts));
       const found = history(spool, id);
-      if (found.length === 0) throw new NotFoundError(id);
+      if (found.length === 0) throw new NotFoundError(id, goneFromSpool(id));
       if (opts.json) return out(JSON.stringify(found.length === 1 ? found[0] : found, null, 2));
       out(
         found

@@ -3,7 +3,8 @@
  * (systemd-analyze verify and security), the notify protocol against a
  * notify socket the test binds, and the whole service run by a real systemd
  * (systemd-host.ts): readiness, a lock that fails, reloads good and bad,
- * journal priorities, the watchdog.
+ * journal priorities, a delivered message's lines found from spoolctl
+ * history's hint, the watchdog.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, drop, ensureCommand, ROOT, SPOOLD, startDaemon, startSink, tempDir, tempSpool, waitFor } from './helpers.js';
+import { cleanup, drop, ensureCommand, ROOT, SPOOLD, spoolctl, startDaemon, startSink, tempDir, tempSpool, waitFor } from './helpers.js';
 import { available, bootSystemd } from './systemd-host.js';
 
 after(cleanup);
@@ -128,7 +129,7 @@ describe('sd_notify', () => {
 });
 
 describe('under a real systemd', () => {
-  it('starts when ready, fails when the spool is taken, reloads or refuses a config, logs with priorities, and restarts a stuck daemon', async () => {
+  it('starts when ready, fails when the spool is taken, answers history from the journal, reloads or refuses a config, logs with priorities, and restarts a stuck daemon', async () => {
     systemdAnalyze(); // installs Debian's systemd where it is missing
     const missing = available();
     assert.equal(missing, null, `a real systemd cannot run here (${missing}); this test needs root, overlayfs and Debian's systemd`);
@@ -155,6 +156,16 @@ describe('under a real systemd', () => {
       assert.equal(sd.run('systemctl is-active spoold').stdout.trim(), 'active');
       drop(spool, 'via-systemd', { url: `${sink.url}/hook` });
       await waitFor('delivered by the service', () => sink.byId('via-systemd').length === 1, 10_000);
+
+      // Asked after the fact, with nothing kept (the default): spoolctl
+      // history names the journal query, and the journal answers it.
+      const asked = spoolctl(['history', 'via-systemd', '--spool', spool]);
+      assert.equal(asked.status, 1);
+      const query = /journalctl .*$/m.exec(asked.stderr)?.[0];
+      assert.ok(query, `spoolctl history names a journal query: ${asked.stderr}`);
+      const story = () => sd.run(`${query} --no-pager`).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; id: string; status?: number });
+      await waitFor('its delivered line in the journal', () => story().some((l) => l.event === 'delivered'), 10_000);
+      assert.deepEqual(story().map((l) => [l.event, l.id, l.status]), [['received', 'via-systemd', undefined], ['delivered', 'via-systemd', 200]]);
 
       // A second service on the same spool cannot take it: its start fails, and exit 1 is retried, not 2.
       must(`sed -e 's/^Description=.*/Description=second/' /run/systemd/system/spoold.service > /run/systemd/system/spoold-b.service && systemctl daemon-reload`);
