@@ -129,7 +129,7 @@ describe('sd_notify', () => {
 });
 
 describe('under a real systemd', () => {
-  it('starts when ready, fails when the spool is taken, answers history from the journal, reloads or refuses a config, logs with priorities, and restarts a stuck daemon', async () => {
+  it('starts when ready, fails when the spool is taken, answers history from the journal, reloads or refuses a config, logs with priorities, takes V8 heap flags from a drop-in, and restarts a stuck daemon', async () => {
     systemdAnalyze(); // installs Debian's systemd where it is missing
     const missing = available();
     assert.equal(missing, null, `a real systemd cannot run here (${missing}); this test needs root, overlayfs and Debian's systemd`);
@@ -187,8 +187,13 @@ describe('under a real systemd', () => {
       fs.writeFileSync(config, JSON.stringify({ 'shutdown-grace': '2s' }));
 
       // The watchdog: a daemon whose event loop stops is killed and started again.
-      must('mkdir -p /run/systemd/system/spoold.service.d && printf "[Service]\\nWatchdogSec=2s\\n" > /run/systemd/system/spoold.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart spoold');
+      // The README's memory drop-in (Node's heap flags) rides along: the daemon gets them and delivers.
+      must('mkdir -p /run/systemd/system/spoold.service.d && printf "[Service]\\nWatchdogSec=2s\\n" > /run/systemd/system/spoold.service.d/watchdog.conf');
+      must(`printf '[Service]\\nEnvironment=NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=512"\\n' > /run/systemd/system/spoold.service.d/memory.conf && systemctl daemon-reload && systemctl restart spoold`);
       const pid = must('systemctl show -p MainPID --value spoold').trim();
+      assert.ok(must(`cat /proc/${pid}/environ`).split('\0').includes('NODE_OPTIONS=--max-semi-space-size=4 --max-old-space-size=512'), 'the drop-in reaches the daemon');
+      drop(spool, 'with-heap-flags', { url: `${sink.url}/hook` });
+      await waitFor('delivered with the heap flags', () => sink.byId('with-heap-flags').length === 1, 10_000);
       must(`kill -STOP ${pid}`);
       await waitFor('restarted by the watchdog', () => {
         const now = sd.run('systemctl show -p MainPID --value spoold').stdout.trim();
