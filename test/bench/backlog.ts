@@ -61,7 +61,7 @@ function generate(spool: string, from: number, to: number, now: number): void {
  * anything is timed: a queue that grew over days has none of it, and its
  * writeback made one fresh message of 100 wait 67 ms (2026-12-08).
  */
-function settle(spool: string): void {
+function writeBack(spool: string): void {
   execFileSync('sync', ['-f', spool]);
 }
 
@@ -234,7 +234,7 @@ async function measure(dir: string, diskLabel: string | null): Promise<void> {
   const now = Math.floor(Date.now() / BUCKET_MS) * BUCKET_MS;
   console.error(`generating ${COUNT.toLocaleString('en')} deferred messages in ${base} (${fsType})`);
   generate(spool, 0, COUNT, now);
-  settle(spool);
+  writeBack(spool);
 
   const rows = [
     timeIt('spoolctl list (first 100 rows on screen)', ['list', '--spool', spool], 101),
@@ -249,7 +249,7 @@ async function measure(dir: string, diskLabel: string | null): Promise<void> {
   if (DAEMON_COUNT > 0) {
     console.error(`growing to ${DAEMON_COUNT.toLocaleString('en')} deferred messages`);
     generate(spool, COUNT, DAEMON_COUNT, now);
-    settle(spool);
+    writeBack(spool);
     daemon = await daemonRun(spool);
     views = await viewTimings(spool);
     rows.push(
