@@ -52,7 +52,7 @@ class NotFoundError extends Error {
  * delivered, and by default nothing of it is kept but the daemon's log lines
  * (received, deferred, delivered: each with the id), so the error says where.
  */
-const goneFromSpool = (id: string) => ` in the spool (a delivered message is kept only with --keep-delivered); the daemon's log has what became of it: journalctl -u spoold -o cat --grep=${id}`;
+const goneFromSpool = (id: string) => ` in the spool (a delivered message is kept only with --keep-delivered); the daemon's log has what became of it (under systemd: journalctl -u spoold -o cat --grep=${id})`;
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');

@@ -84,7 +84,7 @@ describe('delivery history', () => {
       const r = spoolctl(['history', 'retried', '--spool', spool]);
       assert.equal(r.status, 1);
       // One line that says where to look instead: the daemon's log.
-      assert.match(r.stderr, /^spoolctl: retried: not found in the spool \(a delivered message is kept only with --keep-delivered\); .*journalctl -u spoold -o cat --grep=retried\n$/);
+      assert.match(r.stderr, /^spoolctl: retried: not found in the spool \(a delivered message is kept only with --keep-delivered\); .*\(under systemd: journalctl -u spoold -o cat --grep=retried\)\n$/);
     } finally {
       await daemon.stop();
       await sink.close();

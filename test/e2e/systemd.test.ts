@@ -161,7 +161,7 @@ describe('under a real systemd', () => {
       // history names the journal query, and the journal answers it.
       const asked = spoolctl(['history', 'via-systemd', '--spool', spool]);
       assert.equal(asked.status, 1);
-      const query = /journalctl .*$/m.exec(asked.stderr)?.[0];
+      const query = /under systemd: (journalctl [^)]*)\)/.exec(asked.stderr)?.[1];
       assert.ok(query, `spoolctl history names a journal query: ${asked.stderr}`);
       const story = () => sd.run(`${query} --no-pager`).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; id: string; status?: number });
       await waitFor('its delivered line in the journal', () => story().some((l) => l.event === 'delivered'), 10_000);
