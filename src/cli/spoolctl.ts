@@ -239,7 +239,7 @@ function makeProgram(): Command {
     .argument('<id>', 'message id')
     .addOption(spoolOption())
     .option('--json', 'print { id, queue, attempts: [{ at, status | error, ms, excerpt? }] } (an array when the id is found more than once)')
-    .addHelpText('after', '\nAttempts are recorded while a message is in the spool (queued, held or bounced);\na delivered message keeps them for --keep-delivered.\n\nExamples:\n  spoolctl history order-42.paid\n  spoolctl history order-42.paid --json | jq \'.attempts[-1]\'')
+    .addHelpText('after', '\nAttempts are recorded while a message is in the spool (queued, held or bounced);\na delivered message keeps them for --keep-delivered. Otherwise its lines are in the\nlog of the daemon (under systemd: journalctl -u spoold -o cat --grep=ID).\n\nExamples:\n  spoolctl history order-42.paid\n  spoolctl history order-42.paid --json | jq \'.attempts[-1]\'')
     .action((id: string, opts: { spool?: string; json?: boolean }) => {
       const spool = openSpool(spoolDir(opts));
       const found = history(spool, id);
