@@ -26,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arg } from './args.js';
 import { replaceReadmeSection } from './readme.js';
-import { benchDisk } from './disk.js';
+import { benchDisk, type BenchDisk } from './disk.js';
 import { formatEntry, destinationTag, bucketOf, BUCKET_MS } from '../../src/spool/names.js';
 import { fileSystemName } from '../fs-type.js';
 
@@ -217,17 +217,17 @@ async function viewTimings(spool: string): Promise<{ label: string; ms: number; 
 async function main(): Promise<void> {
   const disk = benchDisk(GIVEN_DIR, { inodes: Math.max(COUNT, DAEMON_COUNT) + 100_000 });
   try {
-    await measure(disk.dir, disk.made ? disk.label : null);
+    await measure(disk);
   } finally {
     disk.close();
   }
 }
 
-async function measure(dir: string, diskLabel: string | null): Promise<void> {
-  const base = fs.mkdtempSync(path.join(dir, 'spoold-bench-'));
+async function measure(disk: BenchDisk): Promise<void> {
+  const base = fs.mkdtempSync(path.join(disk.dir, 'spoold-bench-'));
   const spool = path.join(base, 'spool');
   for (const q of ['incoming', 'active', 'deferred', 'hold', 'bounced', 'tmp']) fs.mkdirSync(path.join(spool, q), { recursive: true });
-  const fsType = diskLabel ?? fileSystemName(base);
+  const fsType = disk.made ? disk.label : fileSystemName(base);
   // From the start of a minute: the first deferred bucket is then a whole
   // one, so the status page's first pages read as many names in every run
   // (from a moment late in a minute, the first bucket holds a few seconds).
